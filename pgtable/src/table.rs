@@ -1,0 +1,639 @@
+//! One stage-2 translation table: lookups, range updates with the largest
+//! leaves that fit, splitting, coalescing and break-before-make.
+
+use core::ops::Range;
+
+use crate::descriptor::{Descriptor, InvalidPayload, OA_MASK, S2Attrs};
+use crate::mm::{ENTRIES_PER_TABLE, TableAllocator, TablePage};
+use crate::{Error, PAGE_SIZE, PhysAddr, Stage2Config, Tlb, level_shift, level_size};
+
+/// What a range update writes for every page of its range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaf {
+    /// Unmapped, with a software payload (zero for "nothing").
+    Invalid(InvalidPayload),
+    /// Mapped: IPA `start + n` translates to `oa + n`, with `attrs`.
+    Mapped { oa: PhysAddr, attrs: S2Attrs },
+}
+
+/// The leaf descriptor that translates one address, and where it sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeafEntry {
+    /// The descriptor (invalid, block or page).
+    pub desc: Descriptor,
+    /// Its level (0-3; invalid descriptors may sit at any level).
+    pub level: u8,
+    /// The first IPA it covers (aligned to its level's size).
+    pub base: u64,
+}
+
+impl LeafEntry {
+    /// One past the last IPA the descriptor covers.
+    #[must_use]
+    pub fn end(&self) -> u64 {
+        self.base + level_size(self.level)
+    }
+
+    /// For a valid leaf, the output address `ipa` translates to.
+    #[must_use]
+    pub fn output_address(&self, ipa: u64) -> Option<PhysAddr> {
+        self.desc.is_valid().then(|| PhysAddr(self.desc.oa().0 + (ipa - self.base)))
+    }
+}
+
+/// A stage-2 translation table rooted at a (possibly concatenated) root.
+///
+/// The table does not own an allocator or a TLB: both are passed to the
+/// operations that need them, so that the caller's locks cover them.
+#[derive(Debug)]
+pub struct PageTable {
+    config: Stage2Config,
+    root: PhysAddr,
+    /// Table pages in use below the root.
+    tables: usize,
+}
+
+/// The state of one range update.
+struct Update<'a, A: ?Sized, T: ?Sized> {
+    alloc: &'a mut A,
+    tlb: &'a mut T,
+    start: u64,
+    end: u64,
+    leaf: Leaf,
+    /// In the counting pass: pages a commit would take. Otherwise unused.
+    counting: bool,
+    pages_needed: usize,
+    /// Table pages created minus table pages freed, in the commit pass.
+    tables_delta: isize,
+    /// Some write created or changed a translation and has not been
+    /// published to the walker yet.
+    needs_publish: bool,
+}
+
+/// Where the descriptors of the table being walked come from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// A table in memory; `live` tells whether the walker can see it yet.
+    Table { pa: PhysAddr, live: bool },
+    /// (Counting pass only.) A table that does not exist yet: the split
+    /// of the given leaf of the level above.
+    Split(Descriptor),
+}
+
+impl PageTable {
+    /// Takes over a root of `config.root_pages()` zeroed, contiguous pages,
+    /// aligned to their total size, reachable through the allocator that
+    /// is passed to every later call.
+    pub fn new(config: Stage2Config, root: PhysAddr) -> Result<Self, Error> {
+        config.vttbr(root, 0)?;
+        Ok(Self { config, root, tables: 0 })
+    }
+
+    /// The geometry.
+    #[must_use]
+    pub fn config(&self) -> &Stage2Config {
+        &self.config
+    }
+
+    /// The physical address of the root.
+    #[must_use]
+    pub fn root(&self) -> PhysAddr {
+        self.root
+    }
+
+    /// Table pages below the root currently in use.
+    #[must_use]
+    pub fn table_pages(&self) -> usize {
+        self.tables
+    }
+
+    /// Table pages in use, the root included.
+    #[must_use]
+    pub fn total_pages(&self) -> usize {
+        self.tables + self.config.root_pages()
+    }
+
+    fn root_page<A: TableAllocator + ?Sized>(&self, alloc: &A, index: usize) -> (TablePage, usize) {
+        let page = PhysAddr(self.root.0 + (index / ENTRIES_PER_TABLE) as u64 * PAGE_SIZE);
+        (TablePage::new(alloc, page), index % ENTRIES_PER_TABLE)
+    }
+
+    /// The leaf descriptor that translates `ipa`.
+    pub fn lookup<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        ipa: u64,
+    ) -> Result<LeafEntry, Error> {
+        if ipa >= self.config.ipa_limit() {
+            return Err(Error::OutOfRange(ipa, ipa));
+        }
+        let mut level = self.config.start_level();
+        let (mut page, mut index) = self.root_page(alloc, (ipa >> level_shift(level)) as usize);
+        loop {
+            let desc = page.get(index);
+            if desc.is_leaf(level) {
+                let base = ipa & !(level_size(level) - 1);
+                return Ok(LeafEntry { desc, level, base });
+            }
+            level += 1;
+            page = TablePage::new(alloc, desc.oa());
+            index = ((ipa >> level_shift(level)) as usize) % ENTRIES_PER_TABLE;
+        }
+    }
+
+    /// The leaves over `range`, in address order, each clipped to the
+    /// range.
+    pub fn leaves<'a, A: TableAllocator + ?Sized>(
+        &'a self,
+        alloc: &'a A,
+        range: Range<u64>,
+    ) -> Leaves<'a, A> {
+        let end = range.end.min(self.config.ipa_limit());
+        Leaves { table: self, alloc, next: range.start, end }
+    }
+
+    /// Maps `range` to the output range starting at `oa`, using the largest
+    /// blocks that the alignment of both allows.
+    pub fn map<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        oa: PhysAddr,
+        attrs: S2Attrs,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.update(alloc, tlb, range, Leaf::Mapped { oa, attrs })
+    }
+
+    /// Makes `range` invalid and stores `payload` in its descriptors, using
+    /// the largest (block-level) invalid descriptors the range allows.
+    pub fn annotate<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        payload: InvalidPayload,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.update(alloc, tlb, range, Leaf::Invalid(payload))
+    }
+
+    /// Makes `range` invalid with an all-zero payload.
+    pub fn unmap<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.update(alloc, tlb, range, Leaf::Invalid(InvalidPayload::ZERO))
+    }
+
+    /// Checks an update without changing anything and returns how many
+    /// table pages it would take.
+    pub fn pages_needed<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &mut A,
+        range: Range<u64>,
+        leaf: Leaf,
+    ) -> Result<usize, Error> {
+        self.validate(&range, leaf)?;
+        let mut no_tlb = NoTlb;
+        let mut upd = Update {
+            alloc,
+            tlb: &mut no_tlb,
+            start: range.start,
+            end: range.end,
+            leaf,
+            counting: true,
+            pages_needed: 0,
+            tables_delta: 0,
+            needs_publish: false,
+        };
+        upd.walk(
+            self.config.start_level(),
+            Source::Table { pa: self.root, live: true },
+            0,
+            self.config.root_entries(),
+        );
+        Ok(upd.pages_needed)
+    }
+
+    /// Writes `leaf` over `range`.
+    ///
+    /// Prepare, then commit: the range is validated and the exact number
+    /// of table pages the change needs is reserved first. Any error is
+    /// returned from there, before a single descriptor changes. The commit
+    /// then cannot fail.
+    pub fn update<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        leaf: Leaf,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let pages = self.pages_needed(alloc, range.clone(), leaf)?;
+        if pages > 0 {
+            alloc.reserve(pages)?;
+        }
+        let mut upd = Update {
+            alloc,
+            tlb,
+            start: range.start,
+            end: range.end,
+            leaf,
+            counting: false,
+            pages_needed: pages,
+            tables_delta: 0,
+            needs_publish: false,
+        };
+        upd.walk(
+            self.config.start_level(),
+            Source::Table { pa: self.root, live: true },
+            0,
+            self.config.root_entries(),
+        );
+        if upd.needs_publish {
+            upd.tlb.publish();
+        }
+        self.tables = self.tables.wrapping_add_signed(upd.tables_delta);
+        // Every reserved page was taken: the counting pass and the commit
+        // made the same decisions.
+        let leftover = upd.pages_needed;
+        if leftover != 0 {
+            upd.alloc.unreserve(leftover);
+        }
+        Ok(())
+    }
+
+    fn validate(&self, range: &Range<u64>, leaf: Leaf) -> Result<(), Error> {
+        let Range { start, end } = *range;
+        if start >= end || end > self.config.ipa_limit() {
+            return Err(Error::OutOfRange(start, end));
+        }
+        if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
+            return Err(Error::Misaligned(if start % PAGE_SIZE != 0 { start } else { end }));
+        }
+        if let Leaf::Mapped { oa, .. } = leaf {
+            if oa.0 % PAGE_SIZE != 0 {
+                return Err(Error::Misaligned(oa.0));
+            }
+            let oa_end = oa.0.checked_add(end - start).ok_or(Error::OutOfRange(oa.0, u64::MAX))?;
+            if oa_end > OA_MASK + PAGE_SIZE {
+                return Err(Error::OutOfRange(oa.0, oa_end));
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every table page (root pages first) and its level.
+    pub fn for_each_table_page<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        mut f: impl FnMut(PhysAddr, u8),
+    ) {
+        let level = self.config.start_level();
+        for i in 0..self.config.root_pages() {
+            f(PhysAddr(self.root.0 + i as u64 * PAGE_SIZE), level);
+        }
+        for index in 0..self.config.root_entries() {
+            let (page, i) = self.root_page(alloc, index);
+            let desc = page.get(i);
+            if desc.is_table(level) {
+                visit_subtree(alloc, desc.oa(), level + 1, &mut f);
+            }
+        }
+    }
+
+    /// Frees every table page below the root and zeroes the root. The
+    /// caller must have made the regime unreachable (or invalidated it
+    /// wholesale) before the pages are reused.
+    pub fn clear<A, T>(&mut self, alloc: &mut A, tlb: &mut T)
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let level = self.config.start_level();
+        let mut freed = 0;
+        for index in 0..self.config.root_entries() {
+            let (page, i) = self.root_page(alloc, index);
+            let desc = page.get(i);
+            if desc.bits() == 0 {
+                continue;
+            }
+            page.set(i, Descriptor::ZERO);
+            tlb.observe_write(
+                page.entry_pa(i),
+                (index as u64) << level_shift(level),
+                level,
+                desc.bits(),
+                0,
+            );
+            if desc.is_valid() {
+                tlb.invalidate((index as u64) << level_shift(level), level_size(level), level);
+            }
+            if desc.is_table(level) {
+                freed += free_subtree(alloc, desc.oa(), level + 1);
+            }
+        }
+        self.tables -= freed;
+    }
+}
+
+fn visit_subtree<A: TableAllocator + ?Sized>(
+    alloc: &A,
+    pa: PhysAddr,
+    level: u8,
+    f: &mut impl FnMut(PhysAddr, u8),
+) {
+    f(pa, level);
+    let page = TablePage::new(alloc, pa);
+    for i in 0..ENTRIES_PER_TABLE {
+        let desc = page.get(i);
+        if desc.is_table(level) {
+            visit_subtree(alloc, desc.oa(), level + 1, f);
+        }
+    }
+}
+
+/// Frees the table at `pa` (at `level`) and every table below it; returns
+/// how many pages were freed. Recursion depth is bounded by the 4 levels.
+fn free_subtree<A: TableAllocator + ?Sized>(alloc: &mut A, pa: PhysAddr, level: u8) -> usize {
+    let mut freed = 1;
+    if level < 3 {
+        for i in 0..ENTRIES_PER_TABLE {
+            let desc = TablePage::new(alloc, pa).get(i);
+            if desc.is_table(level) {
+                freed += free_subtree(alloc, desc.oa(), level + 1);
+            }
+        }
+    }
+    alloc.free(pa);
+    freed
+}
+
+/// The descriptor that entry `index` of the table splitting `parent` (a
+/// leaf at `parent_level`) holds.
+fn split_child(parent: Descriptor, parent_level: u8, index: usize) -> Descriptor {
+    if !parent.is_valid() {
+        return parent;
+    }
+    let level = parent_level + 1;
+    let oa = PhysAddr(parent.oa().0 + index as u64 * level_size(level));
+    // A valid parent leaf is a block at level 1 or 2, so the child level
+    // is 2 or 3 and its offsets are aligned to the child size.
+    Descriptor::leaf(level, oa, parent.attrs()).unwrap_or(Descriptor::ZERO)
+}
+
+impl Leaf {
+    /// The output address the leaf gives `ipa`, in an update that starts
+    /// at `start`. `None` if it would fall below zero.
+    fn oa_for(oa: PhysAddr, start: u64, ipa: u64) -> Option<u64> {
+        if ipa >= start { Some(oa.0 + (ipa - start)) } else { oa.0.checked_sub(start - ipa) }
+    }
+
+    /// The descriptor this leaf gives a whole entry at `level` based at
+    /// `base`, or `None` when no single leaf at that level can express it.
+    fn descriptor(&self, start: u64, base: u64, level: u8) -> Option<Descriptor> {
+        match *self {
+            Leaf::Invalid(payload) => Some(Descriptor::invalid(payload)),
+            Leaf::Mapped { oa, attrs } => {
+                Descriptor::leaf(level, PhysAddr(Self::oa_for(oa, start, base)?), attrs)
+            }
+        }
+    }
+}
+
+/// One descriptor slot being updated.
+#[derive(Clone, Copy)]
+struct Entry {
+    page: TablePage,
+    slot: usize,
+    /// The first IPA the descriptor covers.
+    base: u64,
+    level: u8,
+    /// Whether the walker can see the table (false while a split table
+    /// is being filled in).
+    live: bool,
+}
+
+impl<A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'_, A, T> {
+    /// Applies the update to the entries of one table (bounded recursion:
+    /// one frame per level, at most four).
+    fn walk(&mut self, level: u8, source: Source, table_base: u64, entries: usize) {
+        let size = level_size(level);
+        let first = ((self.start.max(table_base) - table_base) / size) as usize;
+        let last = (((self.end - 1 - table_base) / size) as usize).min(entries - 1);
+        for index in first..=last {
+            let base = table_base + index as u64 * size;
+            let (entry, old) = match source {
+                Source::Table { pa, live } => {
+                    let page_pa = PhysAddr(pa.0 + (index / ENTRIES_PER_TABLE) as u64 * PAGE_SIZE);
+                    let page = TablePage::new(&*self.alloc, page_pa);
+                    let slot = index % ENTRIES_PER_TABLE;
+                    (Some(Entry { page, slot, base, level, live }), page.get(slot))
+                }
+                Source::Split(parent) => (None, split_child(parent, level - 1, index)),
+            };
+            let covers_entry = self.start <= base && base + size <= self.end;
+            let whole =
+                covers_entry.then(|| self.leaf.descriptor(self.start, base, level)).flatten();
+            if let Some(new) = whole {
+                if let (Some(entry), false) = (entry, self.counting || old == new) {
+                    self.replace(entry, old, new);
+                }
+                continue;
+            }
+            // Only part of this entry changes, or no single leaf at this
+            // level can express the change: work one level down.
+            if old.is_table(level) {
+                let live = entry.is_some_and(|e| e.live);
+                self.walk(level + 1, Source::Table { pa: old.oa(), live }, base, ENTRIES_PER_TABLE);
+                if let (Some(entry), false) = (entry, self.counting) {
+                    self.try_coalesce(entry, old);
+                }
+            } else if !self.leaf_already_gives(old, base) {
+                match entry {
+                    Some(entry) if !self.counting => self.split(entry, old),
+                    _ => {
+                        self.pages_needed += 1;
+                        self.walk(level + 1, Source::Split(old), base, ENTRIES_PER_TABLE);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the leaf `old` (based at `base`) already translates every
+    /// address of the update inside it the way the update would.
+    fn leaf_already_gives(&self, old: Descriptor, base: u64) -> bool {
+        match self.leaf {
+            Leaf::Invalid(payload) => old == Descriptor::invalid(payload),
+            Leaf::Mapped { oa, attrs } => {
+                old.is_valid()
+                    && old.attrs() == S2Attrs::from_bits_retain(attrs.bits() & S2Attrs::MASK)
+                    && Leaf::oa_for(oa, self.start, base) == Some(old.oa().0)
+            }
+        }
+    }
+
+    fn write(&mut self, e: Entry, old: Descriptor, new: Descriptor) {
+        e.page.set(e.slot, new);
+        if e.live {
+            self.tlb.observe_write(
+                e.page.entry_pa(e.slot),
+                e.base,
+                e.level,
+                old.bits(),
+                new.bits(),
+            );
+        }
+    }
+
+    /// Replaces a whole entry, with break-before-make when a live
+    /// translation changes, and frees the tables the old entry pointed to.
+    fn replace(&mut self, e: Entry, old: Descriptor, new: Descriptor) {
+        let size = level_size(e.level);
+        if e.live && old.is_valid() {
+            if !new.is_valid() {
+                self.write(e, old, new);
+                self.tlb.invalidate(e.base, size, e.level);
+            } else if old.needs_bbm(new, e.level) {
+                self.write(e, old, Descriptor::ZERO);
+                self.tlb.invalidate(e.base, size, e.level);
+                self.write(e, Descriptor::ZERO, new);
+                self.needs_publish = true;
+            } else {
+                self.write(e, old, new);
+                self.needs_publish = true;
+            }
+        } else {
+            self.write(e, old, new);
+            self.needs_publish |= e.live && new.is_valid();
+        }
+        // Only after the invalidation above can no walker still be using
+        // the old subtree.
+        if old.is_table(e.level) {
+            self.tables_delta -= free_subtree(self.alloc, old.oa(), e.level + 1) as isize;
+        }
+    }
+
+    /// Replaces the leaf `old` with a table holding its 512 pieces, applies
+    /// the update to that table while no walker can see it, then installs
+    /// it with a single break-before-make.
+    fn split(&mut self, e: Entry, old: Descriptor) {
+        let new_pa = self.alloc.take();
+        self.pages_needed -= 1;
+        self.tables_delta += 1;
+        let child = TablePage::new(&*self.alloc, new_pa);
+        for i in 0..ENTRIES_PER_TABLE {
+            let desc = split_child(old, e.level, i);
+            if desc.bits() != 0 {
+                child.set(i, desc);
+            }
+        }
+        let offline = Source::Table { pa: new_pa, live: false };
+        self.walk(e.level + 1, offline, e.base, ENTRIES_PER_TABLE);
+        let table = Descriptor::table(new_pa);
+        if e.live && old.is_valid() {
+            self.write(e, old, Descriptor::ZERO);
+            self.tlb.invalidate(e.base, level_size(e.level), e.level);
+            self.write(e, Descriptor::ZERO, table);
+        } else {
+            self.write(e, old, table);
+        }
+        self.needs_publish |= e.live;
+    }
+
+    /// If every entry of the table `old` points to now says the same
+    /// thing, replaces the table with one leaf and frees it.
+    fn try_coalesce(&mut self, e: Entry, old: Descriptor) {
+        let child_level = e.level + 1;
+        let child = TablePage::new(&*self.alloc, old.oa());
+        let first = child.get(0);
+        let merged = if first.is_table(child_level) {
+            return;
+        } else if first.is_valid() {
+            match Descriptor::leaf(e.level, first.oa(), first.attrs()) {
+                Some(block) => block,
+                None => return,
+            }
+        } else {
+            first
+        };
+        let step = if first.is_valid() { level_size(child_level) } else { 0 };
+        let expect = |i: usize| first.bits() + i as u64 * step;
+        // Cheap rejection on the far end before the full scan.
+        if child.get(ENTRIES_PER_TABLE - 1).bits() != expect(ENTRIES_PER_TABLE - 1) {
+            return;
+        }
+        if child.first_mismatch(expect).is_some() {
+            return;
+        }
+        self.replace(e, old, merged);
+    }
+}
+
+/// A [`Tlb`] for the counting pass, which never writes.
+struct NoTlb;
+
+impl Tlb for NoTlb {
+    fn invalidate(&mut self, _ipa: u64, _size: u64, _level: u8) {}
+    fn publish(&mut self) {}
+}
+
+/// Iterator over the leaves of a range; see [`PageTable::leaves`].
+#[derive(Debug)]
+pub struct Leaves<'a, A: ?Sized> {
+    table: &'a PageTable,
+    alloc: &'a A,
+    next: u64,
+    end: u64,
+}
+
+/// One leaf, clipped to the range asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafRun {
+    /// The part of the IPA space this run covers.
+    pub ipa: Range<u64>,
+    /// The descriptor, its level and the first IPA it covers.
+    pub entry: LeafEntry,
+}
+
+impl<A: TableAllocator + ?Sized> Iterator for Leaves<'_, A> {
+    type Item = LeafRun;
+
+    fn next(&mut self) -> Option<LeafRun> {
+        if self.next >= self.end {
+            return None;
+        }
+        let entry = self.table.lookup(self.alloc, self.next).ok()?;
+        let end = entry.end().min(self.end);
+        let run = LeafRun { ipa: self.next..end, entry };
+        self.next = end;
+        Some(run)
+    }
+}
+
+impl core::fmt::Debug for TablePage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "TablePage({:#x})", self.pa().0)
+    }
+}
+
+#[cfg(test)]
+mod tests;
