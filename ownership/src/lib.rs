@@ -1,1 +1,474 @@
-//! ownership
+//! What an entry of the host stage-2 means: the host stage-2 as the
+//! reverse map (rmap) of all physical memory.
+//!
+//! The host stage-2 is an identity map, so the entry that translates IPA
+//! `x` is also the record of who owns physical page `x`:
+//!
+//! | entry | meaning |
+//! |---|---|
+//! | all zero | owned by the host, not mapped yet (mapped lazily on fault) |
+//! | invalid, bits [63:32] = id ≠ 0, bits [31:0] = 0 | owned by `id`; the host cannot reach it |
+//! | valid, SW[1:0] (bits [56:55]) = 00 | owned by the host, mapped ([`PageState::Owned`]) |
+//! | valid, SW = 01 | owned by the host and lent out ([`PageState::SharedOwned`]) |
+//! | valid, SW = 10 | owned by someone else, lent to the host ([`PageState::SharedBorrowed`]) |
+//! | valid, SW = 11, or invalid with bits [31:2] set | never written: reported as [`Error::Corrupt`] |
+//!
+//! # Invariants
+//!
+//! - The host stage-2 only ever holds identity translations, and only for
+//!   pages the host owns or borrows.
+//! - A fault never maps a page whose entry names another owner: it returns
+//!   [`FaultOutcome::NotYours`] and changes nothing.
+//! - A fault maps the largest block that lies in one RAM region or in one
+//!   MMIO gap and whose entries all agree. RAM is normal memory, MMIO is
+//!   device memory and never executable.
+//! - Every failed call leaves the table unchanged (see `pgtable`).
+//!
+//! This crate knows nothing of hypercalls or of the other parties'
+//! tables: `share` checks that the host's view agrees with theirs.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod memmap;
+
+use core::ops::Range;
+
+pub use memmap::{MemoryKind, MemoryMap, MemoryMapError, Span};
+use pgtable::{
+    Descriptor, InvalidPayload, Leaf, LeafRun, PAGE_SIZE, PageTable, PhysAddr, S2Attrs,
+    Stage2Config, TableAllocator, Tlb,
+};
+
+/// The ID of a page's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OwnerId(pub u32);
+
+impl OwnerId {
+    /// The host kernel. Zero, so that a zeroed table gives it everything.
+    pub const HOST: Self = Self(0);
+    /// The hypervisor.
+    pub const HYP: Self = Self(1);
+    /// The first ID given to a protected guest.
+    pub const FIRST_GUEST: Self = Self(2);
+
+    /// Whether this ID names a guest.
+    #[must_use]
+    pub const fn is_guest(self) -> bool {
+        self.0 >= Self::FIRST_GUEST.0
+    }
+
+    fn payload(self) -> InvalidPayload {
+        InvalidPayload::new(u64::from(self.0) << 32)
+    }
+}
+
+impl core::fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::HOST => f.write_str("host"),
+            Self::HYP => f.write_str("hyp"),
+            Self(id) => write!(f, "guest{id}"),
+        }
+    }
+}
+
+/// One party's view of a page (pKVM's `enum pkvm_page_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PageState {
+    /// The party owns the page and nobody else can reach it.
+    Owned,
+    /// The party owns the page and has lent it to someone.
+    SharedOwned,
+    /// Someone else owns the page and has lent it to this party.
+    SharedBorrowed,
+    /// The party cannot reach the page.
+    NoPage,
+}
+
+impl PageState {
+    /// The 2-bit software field a valid entry carries for this state.
+    #[must_use]
+    pub const fn sw_bits(self) -> Option<u8> {
+        match self {
+            Self::Owned => Some(0b00),
+            Self::SharedOwned => Some(0b01),
+            Self::SharedBorrowed => Some(0b10),
+            Self::NoPage => None,
+        }
+    }
+
+    /// The state a valid entry's software field encodes.
+    #[must_use]
+    pub const fn from_sw_bits(sw: u8) -> Option<Self> {
+        match sw & 0b11 {
+            0b00 => Some(Self::Owned),
+            0b01 => Some(Self::SharedOwned),
+            0b10 => Some(Self::SharedBorrowed),
+            _ => None,
+        }
+    }
+}
+
+/// What the host stage-2 says about one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Who owns the page; `None` for a page the host borrows, whose owner
+    /// is recorded by that owner (as [`PageState::SharedOwned`]).
+    pub owner: Option<OwnerId>,
+    /// The host's view of the page.
+    pub host_state: PageState,
+    /// Whether the host stage-2 translates it right now.
+    pub mapped: bool,
+}
+
+impl PageInfo {
+    const UNMAPPED_HOST: Self =
+        Self { owner: Some(OwnerId::HOST), host_state: PageState::Owned, mapped: false };
+}
+
+/// Why a call was refused. Every error is returned before anything
+/// changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Not enough table pages for the change.
+    #[error("out of table pages")]
+    NoMemory,
+    /// An address or range is misaligned, empty or outside the IPA space.
+    #[error("bad range {0:#x}..{1:#x}")]
+    BadRange(u64, u64),
+    /// The range is not entirely RAM.
+    #[error("range {0:#x}..{1:#x} is not RAM")]
+    NotRam(u64, u64),
+    /// [`PageState::NoPage`] cannot be written as a host state.
+    #[error("no host entry encodes NoPage")]
+    NoPageState,
+    /// The host owner is written with `set_state`, not `set_owner`.
+    #[error("the host's own pages are annotated with set_state or unmap")]
+    HostOwnerAnnotation,
+    /// An entry holds a pattern the tracker never writes.
+    #[error("corrupt host stage-2 entry {desc:#x} at {pa:#x}")]
+    Corrupt { pa: u64, desc: u64 },
+}
+
+impl From<pgtable::Error> for Error {
+    fn from(e: pgtable::Error) -> Self {
+        match e {
+            pgtable::Error::NoMemory => Self::NoMemory,
+            pgtable::Error::Misaligned(a) => Self::BadRange(a, a),
+            pgtable::Error::OutOfRange(s, e) => Self::BadRange(s, e),
+            pgtable::Error::UnsupportedIpaSize(b) => Self::BadRange(0, 1 << b.min(63)),
+        }
+    }
+}
+
+/// The outcome of a host stage-2 fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// The range now translates, identity-mapped.
+    Mapped { range: Range<u64>, kind: MemoryKind },
+    /// The page already translates (another CPU mapped it first, or the
+    /// fault raced with a break-before-make): retry the access.
+    AlreadyMapped,
+    /// The page belongs to `owner`. Nothing was mapped; the caller
+    /// injects an abort into the host.
+    NotYours { owner: OwnerId },
+}
+
+/// The memory types the host's mappings use. They depend on whether the
+/// CPU runs with HCR_EL2.FWB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostMemoryTypes {
+    /// Attributes of RAM mappings (SW bits are replaced by the state).
+    pub ram: S2Attrs,
+    /// Attributes of MMIO mappings.
+    pub mmio: S2Attrs,
+}
+
+impl HostMemoryTypes {
+    /// For a CPU without FEAT_S2FWB (or with HCR_EL2.FWB clear).
+    pub const CLASSIC: Self = Self { ram: S2Attrs::RAM_RWX, mmio: S2Attrs::DEVICE_RW };
+    /// For a CPU running with HCR_EL2.FWB set.
+    pub const FWB: Self = Self { ram: S2Attrs::RAM_RWX_FWB, mmio: S2Attrs::DEVICE_RW };
+}
+
+/// The host stage-2, read and written as an rmap.
+#[derive(Debug)]
+pub struct HostStage2 {
+    table: PageTable,
+    memory: MemoryMap,
+    types: HostMemoryTypes,
+}
+
+impl HostStage2 {
+    /// Takes over a zeroed root (see [`PageTable::new`]): at first the host
+    /// owns everything and nothing is mapped.
+    pub fn new(
+        config: Stage2Config,
+        root: PhysAddr,
+        memory: MemoryMap,
+        types: HostMemoryTypes,
+    ) -> Result<Self, Error> {
+        Ok(Self { table: PageTable::new(config, root)?, memory, types })
+    }
+
+    /// The underlying table.
+    #[must_use]
+    pub fn table(&self) -> &PageTable {
+        &self.table
+    }
+
+    /// The memory map.
+    #[must_use]
+    pub fn memory(&self) -> &MemoryMap {
+        &self.memory
+    }
+
+    /// One past the highest address the host stage-2 covers.
+    #[must_use]
+    pub fn ipa_limit(&self) -> u64 {
+        self.table.config().ipa_limit()
+    }
+
+    fn decode(&self, desc: Descriptor, pa: u64) -> Result<PageInfo, Error> {
+        let corrupt = Error::Corrupt { pa, desc: desc.bits() };
+        if desc.is_valid() {
+            let state = PageState::from_sw_bits(desc.attrs().sw()).ok_or(corrupt)?;
+            let owner = (state != PageState::SharedBorrowed).then_some(OwnerId::HOST);
+            return Ok(PageInfo { owner, host_state: state, mapped: true });
+        }
+        let bits = desc.bits();
+        if bits & 0xffff_ffff != 0 {
+            return Err(corrupt);
+        }
+        match OwnerId((bits >> 32) as u32) {
+            OwnerId::HOST => Ok(PageInfo::UNMAPPED_HOST),
+            owner => {
+                Ok(PageInfo { owner: Some(owner), host_state: PageState::NoPage, mapped: false })
+            }
+        }
+    }
+
+    /// What the host stage-2 says about the page holding `pa`.
+    pub fn page_info<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        pa: u64,
+    ) -> Result<PageInfo, Error> {
+        let entry = self.table.lookup(alloc, pa)?;
+        self.decode(entry.desc, pa)
+    }
+
+    /// Who owns the page holding `pa` (`None`: borrowed by the host, see
+    /// [`PageInfo::owner`]).
+    pub fn owner_of<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        pa: u64,
+    ) -> Result<Option<OwnerId>, Error> {
+        Ok(self.page_info(alloc, pa)?.owner)
+    }
+
+    /// The host's view of the page holding `pa`.
+    pub fn state_of<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        pa: u64,
+    ) -> Result<PageState, Error> {
+        Ok(self.page_info(alloc, pa)?.host_state)
+    }
+
+    /// The ownership of `range` as maximal runs of one (owner, state).
+    pub fn runs<'a, A: TableAllocator + ?Sized>(
+        &'a self,
+        alloc: &'a A,
+        range: Range<u64>,
+    ) -> Runs<'a, A> {
+        Runs { host: self, leaves: self.table.leaves(alloc, range), pending: None }
+    }
+
+    /// Handles a host stage-2 fault at `pa`: identity-maps the largest
+    /// block around it that lies inside one RAM region or one MMIO gap
+    /// and whose entries all agree.
+    pub fn host_fault<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        pa: u64,
+    ) -> Result<FaultOutcome, Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let entry = self.table.lookup(alloc, pa)?;
+        let info = self.decode(entry.desc, pa)?;
+        if info.mapped {
+            return Ok(FaultOutcome::AlreadyMapped);
+        }
+        if let Some(owner) = info.owner.filter(|&o| o != OwnerId::HOST) {
+            return Ok(FaultOutcome::NotYours { owner });
+        }
+        let span = self.memory.span_of(pa, self.ipa_limit());
+        // The entry found covers a block whose pages all agree (it is one
+        // zero descriptor), so any block inside it does too.
+        let range = (entry.level.max(1)..=3)
+            .map(|level| {
+                let size = pgtable::level_size(level);
+                let start = pa & !(size - 1);
+                start..start + size
+            })
+            .find(|block| span.range.start <= block.start && block.end <= span.range.end)
+            .unwrap_or(pa & !(PAGE_SIZE - 1)..(pa & !(PAGE_SIZE - 1)) + PAGE_SIZE);
+        let attrs = match span.kind {
+            MemoryKind::Ram => self.types.ram,
+            MemoryKind::Mmio => self.types.mmio,
+        };
+        self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs)?;
+        Ok(FaultOutcome::Mapped { range, kind: span.kind })
+    }
+
+    fn check_range(&self, range: &Range<u64>) -> Result<(), Error> {
+        if range.start >= range.end
+            || !range.start.is_multiple_of(PAGE_SIZE)
+            || !range.end.is_multiple_of(PAGE_SIZE)
+            || range.end > self.ipa_limit()
+        {
+            return Err(Error::BadRange(range.start, range.end));
+        }
+        Ok(())
+    }
+
+    /// Gives `range` to `owner` (not the host): the host loses access.
+    /// A whole aligned block becomes one block-level invalid entry.
+    pub fn set_owner<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        owner: OwnerId,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.check_range(&range)?;
+        if owner == OwnerId::HOST {
+            return Err(Error::HostOwnerAnnotation);
+        }
+        self.table.annotate(alloc, tlb, range, owner.payload())?;
+        Ok(())
+    }
+
+    /// Maps the RAM `range` to the host with `state`.
+    pub fn set_state<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        state: PageState,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.check_range(&range)?;
+        let sw = state.sw_bits().ok_or(Error::NoPageState)?;
+        if !self.memory.is_ram_range(&range) {
+            return Err(Error::NotRam(range.start, range.end));
+        }
+        let attrs = self.types.ram.with_sw(sw);
+        self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs)?;
+        Ok(())
+    }
+
+    /// Returns `range` to the host, unmapped: it is mapped again on the
+    /// next fault.
+    pub fn unmap<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.check_range(&range)?;
+        self.table.unmap(alloc, tlb, range)?;
+        Ok(())
+    }
+
+    /// Table pages that a `set_owner`, `set_state` or `unmap` of `range`
+    /// would take, without changing anything.
+    pub fn pages_needed<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &mut A,
+        range: Range<u64>,
+        target: Target,
+    ) -> Result<usize, Error> {
+        self.check_range(&range)?;
+        let leaf = match target {
+            Target::Owner(owner) => Leaf::Invalid(owner.payload()),
+            Target::State(state) => Leaf::Mapped {
+                oa: PhysAddr(range.start),
+                attrs: self.types.ram.with_sw(state.sw_bits().ok_or(Error::NoPageState)?),
+            },
+        };
+        Ok(self.table.pages_needed(alloc, range, leaf)?)
+    }
+}
+
+/// What a range is about to become, for [`HostStage2::pages_needed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Owned by someone (the host for "unmapped").
+    Owner(OwnerId),
+    /// Mapped to the host in this state.
+    State(PageState),
+}
+
+/// A maximal run of pages with the same owner and host state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub range: Range<u64>,
+    pub owner: Option<OwnerId>,
+    pub host_state: PageState,
+}
+
+/// Iterator over ownership runs; see [`HostStage2::runs`]. A corrupt entry
+/// ends the iteration with an `Err`.
+#[derive(Debug)]
+pub struct Runs<'a, A: ?Sized> {
+    host: &'a HostStage2,
+    leaves: pgtable::table::Leaves<'a, A>,
+    pending: Option<Run>,
+}
+
+impl<A: TableAllocator + ?Sized> Iterator for Runs<'_, A> {
+    type Item = Result<Run, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let Some(LeafRun { ipa, entry }) = self.leaves.next() else {
+                return self.pending.take().map(Ok);
+            };
+            let info = match self.host.decode(entry.desc, ipa.start) {
+                Ok(info) => info,
+                Err(e) => return Some(Err(e)),
+            };
+            match &mut self.pending {
+                Some(run) if run.owner == info.owner && run.host_state == info.host_state => {
+                    run.range.end = ipa.end;
+                }
+                pending => {
+                    let next = Run { range: ipa, owner: info.owner, host_state: info.host_state };
+                    if let Some(done) = pending.replace(next) {
+                        return Some(Ok(done));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

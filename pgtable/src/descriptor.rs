@@ -35,8 +35,12 @@ bitflags! {
         /// MemAttr[3:0] = 0b1111: Normal, Outer and Inner Write-Back
         /// cacheable (FEAT_S2FWB off).
         const MEMATTR_NORMAL_WB = 0b1111 << 2;
-        /// MemAttr[3:0] = 0b0001: Device-nGnRE.
+        /// MemAttr[3:0] = 0b0001: Device-nGnRE (the same encoding with
+        /// FEAT_S2FWB on).
         const MEMATTR_DEVICE_NGNRE = 0b0001 << 2;
+        /// MemAttr[3:0] = 0b0110 with FEAT_S2FWB on: Normal Write-Back,
+        /// stage 1 may only weaken it (KVM's `MT_S2_FWB_NORMAL`).
+        const MEMATTR_FWB_NORMAL_WB = 0b0110 << 2;
         /// S2AP[0]: stage-2 read access.
         const S2AP_R = 1 << 6;
         /// S2AP[1]: stage-2 write access.
@@ -72,6 +76,14 @@ impl S2Attrs {
 
     /// Normal write-back RAM, read/write/execute, inner shareable.
     pub const RAM_RWX: Self = Self::MEMATTR_NORMAL_WB
+        .union(Self::S2AP_R)
+        .union(Self::S2AP_W)
+        .union(Self::SH_INNER)
+        .union(Self::AF);
+
+    /// Normal write-back RAM as [`Self::RAM_RWX`], for a CPU running with
+    /// HCR_EL2.FWB set.
+    pub const RAM_RWX_FWB: Self = Self::MEMATTR_FWB_NORMAL_WB
         .union(Self::S2AP_R)
         .union(Self::S2AP_W)
         .union(Self::SH_INNER)
