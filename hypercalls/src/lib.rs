@@ -1,1 +1,3 @@
-//! hypercalls
+//! hypercalls (work in progress)
+#![no_std]
+#![forbid(unsafe_code)]

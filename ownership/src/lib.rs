@@ -35,7 +35,7 @@ use core::ops::Range;
 
 pub use memmap::{MemoryKind, MemoryMap, MemoryMapError, Span};
 use pgtable::{
-    Descriptor, InvalidPayload, Leaf, LeafRun, PAGE_SIZE, PageTable, PhysAddr, S2Attrs,
+    Descriptor, InvalidPayload, Leaf, LeafRun, PAGE_SIZE, PageTable, PhysAddr, Prepared, S2Attrs,
     Stage2Config, TableAllocator, Tlb,
 };
 
@@ -350,12 +350,10 @@ impl HostStage2 {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
-        self.check_range(&range)?;
         if owner == OwnerId::HOST {
             return Err(Error::HostOwnerAnnotation);
         }
-        self.table.annotate(alloc, tlb, range, owner.payload())?;
-        Ok(())
+        self.apply(alloc, tlb, range, Target::Owner(owner))
     }
 
     /// Maps the RAM `range` to the host with `state`.
@@ -370,14 +368,7 @@ impl HostStage2 {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
-        self.check_range(&range)?;
-        let sw = state.sw_bits().ok_or(Error::NoPageState)?;
-        if !self.memory.is_ram_range(&range) {
-            return Err(Error::NotRam(range.start, range.end));
-        }
-        let attrs = self.types.ram.with_sw(sw);
-        self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs)?;
-        Ok(())
+        self.apply(alloc, tlb, range, Target::State(state))
     }
 
     /// Returns `range` to the host, unmapped: it is mapped again on the
@@ -392,35 +383,71 @@ impl HostStage2 {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
-        self.check_range(&range)?;
-        self.table.unmap(alloc, tlb, range)?;
-        Ok(())
+        self.apply(alloc, tlb, range, Target::Owner(OwnerId::HOST))
     }
 
-    /// Table pages that a `set_owner`, `set_state` or `unmap` of `range`
-    /// would take, without changing anything.
-    pub fn pages_needed<A: TableAllocator + ?Sized>(
+    /// Validates a change of `range` to `target` and counts the table
+    /// pages it needs, without changing anything (see
+    /// [`PageTable::prepare`]).
+    pub fn prepare<A: TableAllocator + ?Sized>(
         &self,
         alloc: &mut A,
         range: Range<u64>,
         target: Target,
-    ) -> Result<usize, Error> {
+    ) -> Result<Prepared, Error> {
         self.check_range(&range)?;
         let leaf = match target {
             Target::Owner(owner) => Leaf::Invalid(owner.payload()),
-            Target::State(state) => Leaf::Mapped {
-                oa: PhysAddr(range.start),
-                attrs: self.types.ram.with_sw(state.sw_bits().ok_or(Error::NoPageState)?),
-            },
+            Target::State(state) => {
+                let sw = state.sw_bits().ok_or(Error::NoPageState)?;
+                if !self.memory.is_ram_range(&range) {
+                    return Err(Error::NotRam(range.start, range.end));
+                }
+                Leaf::Mapped { oa: PhysAddr(range.start), attrs: self.types.ram.with_sw(sw) }
+            }
         };
-        Ok(self.table.pages_needed(alloc, range, leaf)?)
+        Ok(self.table.prepare(alloc, range, leaf)?)
+    }
+
+    /// Writes a prepared change; returns the table pages it took from the
+    /// caller's reservation. Cannot fail.
+    pub fn commit<A, T>(&mut self, alloc: &mut A, tlb: &mut T, prepared: Prepared) -> usize
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.table.commit(alloc, tlb, prepared)
+    }
+
+    fn apply<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        target: Target,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let prepared = self.prepare(alloc, range, target)?;
+        let reserved = prepared.pages;
+        if reserved > 0 {
+            alloc.reserve(reserved)?;
+        }
+        let taken = self.commit(alloc, tlb, prepared);
+        if reserved > taken {
+            alloc.unreserve(reserved - taken);
+        }
+        Ok(())
     }
 }
 
-/// What a range is about to become, for [`HostStage2::pages_needed`].
+/// What a range is about to become, for [`HostStage2::prepare`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Owned by someone (the host for "unmapped").
+    /// Owned by someone, unmapped from the host. [`OwnerId::HOST`] gives
+    /// the all-zero entry: the host's, mapped again on its next fault.
     Owner(OwnerId),
     /// Mapped to the host in this state.
     State(PageState),

@@ -60,9 +60,10 @@ struct Update<'a, A: ?Sized, T: ?Sized> {
     start: u64,
     end: u64,
     leaf: Leaf,
-    /// In the counting pass: pages a commit would take. Otherwise unused.
+    /// Whether this is the counting pass, which writes nothing.
     counting: bool,
-    pages_needed: usize,
+    /// Table pages the commit would take (counting) or took (commit).
+    pages: usize,
     /// Table pages created minus table pages freed, in the commit pass.
     tables_delta: isize,
     /// Some write created or changed a translation and has not been
@@ -207,34 +208,62 @@ impl PageTable {
         range: Range<u64>,
         leaf: Leaf,
     ) -> Result<usize, Error> {
+        Ok(self.prepare(alloc, range, leaf)?.pages)
+    }
+
+    /// The first half of an update: validates it and counts the table
+    /// pages it will take, without changing anything. The caller reserves
+    /// [`Prepared::pages`] (possibly together with other updates) and then
+    /// calls [`commit`](Self::commit), which cannot fail.
+    pub fn prepare<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &mut A,
+        range: Range<u64>,
+        leaf: Leaf,
+    ) -> Result<Prepared, Error> {
         self.validate(&range, leaf)?;
         let mut no_tlb = NoTlb;
-        let mut upd = Update {
-            alloc,
-            tlb: &mut no_tlb,
-            start: range.start,
-            end: range.end,
-            leaf,
-            counting: true,
-            pages_needed: 0,
-            tables_delta: 0,
-            needs_publish: false,
-        };
+        let mut upd = Update::new(alloc, &mut no_tlb, &range, leaf, true);
         upd.walk(
             self.config.start_level(),
             Source::Table { pa: self.root, live: true },
             0,
             self.config.root_entries(),
         );
-        Ok(upd.pages_needed)
+        Ok(Prepared { range, leaf, pages: upd.pages })
     }
 
-    /// Writes `leaf` over `range`.
+    /// The second half of an update: writes a prepared change and returns
+    /// the number of table pages it took from the reservation.
     ///
-    /// Prepare, then commit: the range is validated and the exact number
-    /// of table pages the change needs is reserved first. Any error is
-    /// returned from there, before a single descriptor changes. The commit
-    /// then cannot fail.
+    /// The allocator must hold a reservation of at least `prepared.pages`
+    /// pages. Several updates may share one reservation of the sum of
+    /// their counts when they all write the same [`Leaf`] over disjoint
+    /// ranges of a table that nothing else changes in between: one such
+    /// update can only fold tables into that same leaf, which never makes
+    /// another need more pages than counted.
+    pub fn commit<A, T>(&mut self, alloc: &mut A, tlb: &mut T, prepared: Prepared) -> usize
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let mut upd = Update::new(alloc, tlb, &prepared.range, prepared.leaf, false);
+        upd.walk(
+            self.config.start_level(),
+            Source::Table { pa: self.root, live: true },
+            0,
+            self.config.root_entries(),
+        );
+        if upd.needs_publish {
+            upd.tlb.publish();
+        }
+        self.tables = self.tables.wrapping_add_signed(upd.tables_delta);
+        upd.pages
+    }
+
+    /// Writes `leaf` over `range`: [`prepare`](Self::prepare), reserve,
+    /// [`commit`](Self::commit). Any error is returned before a single
+    /// descriptor changes.
     pub fn update<A, T>(
         &mut self,
         alloc: &mut A,
@@ -246,36 +275,16 @@ impl PageTable {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
-        let pages = self.pages_needed(alloc, range.clone(), leaf)?;
-        if pages > 0 {
-            alloc.reserve(pages)?;
+        let prepared = self.prepare(alloc, range, leaf)?;
+        let reserved = prepared.pages;
+        if reserved > 0 {
+            alloc.reserve(reserved)?;
         }
-        let mut upd = Update {
-            alloc,
-            tlb,
-            start: range.start,
-            end: range.end,
-            leaf,
-            counting: false,
-            pages_needed: pages,
-            tables_delta: 0,
-            needs_publish: false,
-        };
-        upd.walk(
-            self.config.start_level(),
-            Source::Table { pa: self.root, live: true },
-            0,
-            self.config.root_entries(),
-        );
-        if upd.needs_publish {
-            upd.tlb.publish();
-        }
-        self.tables = self.tables.wrapping_add_signed(upd.tables_delta);
-        // Every reserved page was taken: the counting pass and the commit
-        // made the same decisions.
-        let leftover = upd.pages_needed;
-        if leftover != 0 {
-            upd.alloc.unreserve(leftover);
+        let taken = self.commit(alloc, tlb, prepared);
+        // The counting pass and the commit make the same decisions, so
+        // this is zero; returning the rest keeps the pool exact regardless.
+        if reserved > taken {
+            alloc.unreserve(reserved - taken);
         }
         Ok(())
     }
@@ -431,7 +440,38 @@ struct Entry {
     live: bool,
 }
 
-impl<A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'_, A, T> {
+/// A validated update and the table pages it needs; see
+/// [`PageTable::prepare`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a prepared update does nothing until it is committed"]
+pub struct Prepared {
+    range: Range<u64>,
+    leaf: Leaf,
+    /// Table pages the commit will take at most.
+    pub pages: usize,
+}
+
+impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
+    fn new(
+        alloc: &'a mut A,
+        tlb: &'a mut T,
+        range: &Range<u64>,
+        leaf: Leaf,
+        counting: bool,
+    ) -> Self {
+        Self {
+            alloc,
+            tlb,
+            start: range.start,
+            end: range.end,
+            leaf,
+            counting,
+            pages: 0,
+            tables_delta: 0,
+            needs_publish: false,
+        }
+    }
+
     /// Applies the update to the entries of one table (bounded recursion:
     /// one frame per level, at most four).
     fn walk(&mut self, level: u8, source: Source, table_base: u64, entries: usize) {
@@ -470,7 +510,7 @@ impl<A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'_, A, T> {
                 match entry {
                     Some(entry) if !self.counting => self.split(entry, old),
                     _ => {
-                        self.pages_needed += 1;
+                        self.pages += 1;
                         self.walk(level + 1, Source::Split(old), base, ENTRIES_PER_TABLE);
                     }
                 }
@@ -537,7 +577,7 @@ impl<A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'_, A, T> {
     /// it with a single break-before-make.
     fn split(&mut self, e: Entry, old: Descriptor) {
         let new_pa = self.alloc.take();
-        self.pages_needed -= 1;
+        self.pages += 1;
         self.tables_delta += 1;
         let child = TablePage::new(&*self.alloc, new_pa);
         for i in 0..ENTRIES_PER_TABLE {

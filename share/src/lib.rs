@@ -1,1 +1,3 @@
-//! share
+//! share (work in progress)
+#![no_std]
+#![forbid(unsafe_code)]

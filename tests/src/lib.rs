@@ -1,1 +1,1 @@
-//! tests
+//! Host-side integration and model tests.

@@ -388,3 +388,39 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// The claim `commit` documents: updates that write one leaf over
+    /// disjoint ranges never take more than the sum of their independent
+    /// counts, whatever the order and whatever folding happens in between.
+    #[test]
+    fn batch_of_same_leaf_updates_fits_the_summed_reservation(
+        setup in proptest::collection::vec(op_strategy(), 0..20),
+        pages in proptest::collection::btree_set(0u64..4096, 1..40),
+        payload in 0u64..3,
+        mapped in any::<bool>(),
+    ) {
+        let mut f = Fixture::new(36);
+        for Op::Update { start, pages, leaf } in setup {
+            f.update(start..start + pages * PAGE, leaf).unwrap();
+        }
+        let leaf_for = |start: u64| if mapped {
+            Leaf::Mapped { oa: PhysAddr(start), attrs: S2Attrs::RAM_RWX.with_sw(payload as u8) }
+        } else {
+            Leaf::Invalid(InvalidPayload::new(payload << 32))
+        };
+        let prepared: Vec<Prepared> = pages
+            .iter()
+            .map(|&p| f.pt.prepare(&mut f.alloc, p * PAGE..(p + 1) * PAGE, leaf_for(p * PAGE)).unwrap())
+            .collect();
+        let total: usize = prepared.iter().map(|p| p.pages).sum();
+        f.alloc.set_limit(Some(f.alloc.in_use() + total));
+        f.alloc.reserve(total).unwrap();
+        let taken: usize = prepared.into_iter().map(|p| f.pt.commit(&mut f.alloc, &mut f.tlb, p)).sum();
+        prop_assert!(taken <= total);
+        f.alloc.unreserve(total - taken);
+        f.tlb.check_bbm().unwrap();
+        f.assert_maximally_coalesced();
+    }
+}
