@@ -1,1 +1,118 @@
-fn main() {}
+//! `cargo xtask`: the Linux/QEMU pipeline of s2rmap.
+//!
+//! ```text
+//! cargo xtask kernel    [--debug] [--variant stock|s2rmap|s2rmap-debug]
+//! cargo xtask check-link [--debug]
+//! cargo xtask initramfs
+//! cargo xtask boot      [--cpu max|cortex-a72|both] [--debug] [--variant V]
+//!                       [--timeout SECS] [--break-init-check]
+//! cargo xtask run       [--debug] [--variant V] [--timeout SECS]
+//! ```
+
+mod boot;
+mod initramfs;
+mod kernel;
+mod ktap;
+mod linkcheck;
+mod util;
+
+use kernel::Variant;
+use util::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  kernel      unpack, patch, configure and build Linux 6.12 (Image + modules),
+              then check the Rust object in kvm_nvhe.o
+  check-link  only the link check of the Rust object, on an existing build
+  initramfs   build target/initramfs/initramfs.cpio (static /init printing KTAP)
+  boot        boot the kernel under QEMU and check the console
+  run         kernel + initramfs + boot on both CPUs
+
+options:
+  --variant V          stock | s2rmap (default) | s2rmap-debug
+  --debug              the s2rmap-debug variant (CONFIG_NVHE_EL2_DEBUG=y)
+  --cpu C              max (hVHE) | cortex-a72 (nVHE) | both (default)
+  --timeout SECS       hard limit for one boot (default 180)
+  --break-init-check   boot with s2rmap.break_init_check and expect pKVM init to fail
+";
+
+#[derive(Debug, Default)]
+struct Args {
+    debug: bool,
+    variant: Option<String>,
+    cpu: Option<String>,
+    timeout: Option<u64>,
+    break_init_check: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut a = Args::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next().cloned().ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--debug" => a.debug = true,
+            "--variant" => a.variant = Some(value("--variant")?),
+            "--cpu" => a.cpu = Some(value("--cpu")?),
+            "--timeout" => {
+                let v = value("--timeout")?;
+                a.timeout = Some(v.parse().map_err(|_| format!("bad --timeout {v:?}"))?);
+            }
+            "--break-init-check" => a.break_init_check = true,
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(a)
+}
+
+fn main() {
+    util::init_clock();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        std::process::exit(2);
+    };
+    let result = parse_args(rest).and_then(|a| dispatch(cmd, &a));
+    if let Err(e) = result {
+        eprintln!("xtask {cmd}: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cmd: &str, a: &Args) -> Result {
+    let variant = || Variant::from_flags(a.debug, a.variant.as_deref());
+    let opts = || -> Result<boot::BootOptions> {
+        Ok(boot::BootOptions {
+            variant: variant()?,
+            timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(180)),
+            break_init_check: a.break_init_check,
+        })
+    };
+    match cmd {
+        "kernel" => kernel::kernel(variant()?).map(|_| ()),
+        "check-link" => {
+            let v = variant()?;
+            if !v.patched() {
+                bail!("the stock variant has no Rust object");
+            }
+            linkcheck::check_build(&v.build_dir(), &kernel::build_rust_lib()?)
+        }
+        "initramfs" => initramfs::build().map(|_| ()),
+        "boot" => boot::boot_cpus(&boot::cpus(a.cpu.as_deref())?, &opts()?),
+        "run" => {
+            let o = opts()?;
+            kernel::kernel(o.variant)?;
+            initramfs::build()?;
+            boot::boot_cpus(&boot::cpus(a.cpu.as_deref())?, &o)
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
