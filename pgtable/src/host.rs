@@ -255,3 +255,64 @@ pub fn check_bbm(events: &[TlbEvent]) -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+/// A [`Tlb`] that checks break-before-make as the writes happen, with
+/// bounded memory: for long runs where [`RecordingTlb`] would grow
+/// without end.
+#[derive(Debug, Default)]
+pub struct CheckingTlb {
+    pending: BTreeMap<u64, (u64, u64)>,
+    /// The first violation seen, if any.
+    pub violation: Option<String>,
+    /// Descriptor writes observed.
+    pub writes: u64,
+    /// Invalidations issued.
+    pub invalidations: u64,
+}
+
+impl CheckingTlb {
+    /// Ok if no violation happened and no broken entry awaits its
+    /// invalidation (call it between operations).
+    pub fn check_quiescent(&self) -> Result<(), String> {
+        if let Some(v) = &self.violation {
+            return Err(v.clone());
+        }
+        match self.pending.first_key_value() {
+            Some((entry, (ipa, _))) => {
+                Err(format!("entry {entry:#x} (IPA {ipa:#x}) broken but never invalidated"))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Tlb for CheckingTlb {
+    fn invalidate(&mut self, ipa: u64, size: u64, _level: u8) {
+        self.invalidations += 1;
+        self.pending.retain(|_, &mut (start, len)| !(start >= ipa && start + len <= ipa + size));
+    }
+
+    fn publish(&mut self) {}
+
+    fn observe_write(&mut self, entry: PhysAddr, ipa: u64, level: u8, old: u64, new: u64) {
+        self.writes += 1;
+        let (old_d, new_d) = (Descriptor::from_bits(old), Descriptor::from_bits(new));
+        let violation = if old_d.needs_bbm(new_d, level) {
+            Some(format!(
+                "live entry {entry:?} (IPA {ipa:#x}) changed in place: {old:#x} -> {new:#x}"
+            ))
+        } else if new_d.is_valid() && self.pending.contains_key(&entry.0) {
+            Some(format!(
+                "entry {entry:?} (IPA {ipa:#x}) made valid before its break was invalidated"
+            ))
+        } else {
+            None
+        };
+        if old_d.is_valid() && !new_d.is_valid() {
+            self.pending.insert(entry.0, (ipa, crate::level_size(level)));
+        }
+        if self.violation.is_none() {
+            self.violation = violation;
+        }
+    }
+}

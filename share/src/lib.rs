@@ -1,3 +1,107 @@
-//! share (work in progress)
-#![no_std]
+//! Ownership transitions between the host, the hypervisor and protected
+//! guests.
+//!
+//! Every transition is one function on [`Tracker`] and follows the same
+//! shape, after Linux's `mem_protect.c` and Hafnium's `mm.c`:
+//!
+//! 1. validate the arguments (overflow-safe ranges, `nr > 0`, the right
+//!    half of the guest's IPA space);
+//! 2. lock in the fixed order **host → hyp → guest**;
+//! 3. check the state of every page for every party involved;
+//! 4. count and reserve every table page the change needs, in every table
+//!    it touches;
+//! 5. commit, which cannot fail.
+//!
+//! Any error comes out of steps 1-4 and leaves every party unchanged.
+//!
+//! # States and invariants
+//!
+//! | host stage-2 entry | hyp | guest | meaning |
+//! |---|---|---|---|
+//! | zero or valid Owned | NoPage | — | the host's page |
+//! | valid SharedOwned | SharedBorrowed (and/or) | SharedBorrowed in ≥1 guest (unprotected half), counted | the host lends it |
+//! | invalid, owner = hyp | Owned | — | donated to the hyp |
+//! | invalid, owner = g | — | Owned in g (protected half) | donated to guest g |
+//! | valid SharedBorrowed | — | SharedOwned in g (protected half) | g lends it to the host |
+//!
+//! These hold after every call (and are what [`Tracker::check_invariants`]
+//! verifies):
+//!
+//! 1. every page of RAM has exactly one owner;
+//! 2. the host stage-2 is an identity map;
+//! 3. a valid host entry means the host owns or borrows the page, and the
+//!    owner's side agrees;
+//! 4. an invalid host entry with owner ≠ host means that owner has it and
+//!    the host cannot reach it;
+//! 5. a shared page cannot be donated; a pinned page cannot be unshared;
+//! 6. a call that fails changes nothing;
+//! 7. no check depends on a debug build.
+//!
+//! MMIO is never donated or shared: every transition requires RAM.
+#![cfg_attr(not(any(test, feature = "host")), no_std)]
 #![forbid(unsafe_code)]
+
+mod check;
+mod errno;
+mod guest;
+#[cfg(any(test, feature = "host"))]
+pub mod host_model;
+mod tracker;
+
+pub use check::Violation;
+pub use errno::Errno;
+pub use guest::{GuestAccess, Lifecycle, Ripas};
+pub use tracker::{Access, Counters, Guest, HostAccess, MAX_GUESTS, Tracker};
+
+use core::ops::Range;
+
+use ownership::PageState;
+use pgtable::{TableAllocator, Tlb};
+
+/// The hypervisor's side of a transition: its own stage-1 and what it
+/// holds. At EL2 Linux's C code implements it; on the host, an in-memory
+/// model does.
+pub trait HypSide {
+    /// The hyp's view of the page at `pa` (Owned, SharedBorrowed or
+    /// NoPage).
+    fn state(&self, pa: u64) -> PageState;
+
+    /// Gives the hyp access to `range` in `state` (Owned or
+    /// SharedBorrowed). All or nothing: on error nothing changed.
+    fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno>;
+
+    /// Takes `range` away from the hyp. Cannot fail.
+    fn unmap(&mut self, range: Range<u64>);
+
+    /// How many pages the hyp holds in `state`, for the invariant check.
+    fn count(&self, state: PageState) -> u64;
+}
+
+/// Per-page bookkeeping that lives outside the page tables (at EL2, in the
+/// hyp's vmemmap), protected by the host lock.
+pub trait PageMeta {
+    /// How many times the hyp has pinned the page.
+    fn pins(&self, pa: u64) -> u32;
+    fn set_pins(&mut self, pa: u64, pins: u32);
+    /// How many guest mappings borrow the page from the host.
+    fn guest_shares(&self, pa: u64) -> u32;
+    fn set_guest_shares(&mut self, pa: u64, shares: u32);
+    /// Zeroes the contents of `range` before it changes hands.
+    fn zero(&mut self, range: Range<u64>);
+}
+
+/// The types one deployment of the tracker is built from.
+pub trait Platform {
+    /// Table pages of the host stage-2.
+    type HostAlloc: TableAllocator;
+    /// TLB maintenance for the host stage-2.
+    type HostTlb: Tlb;
+    /// The hypervisor's side.
+    type Hyp: HypSide;
+    /// Per-page counters.
+    type Meta: PageMeta;
+    /// Table pages of one guest (memory the host donated for it).
+    type GuestAlloc: TableAllocator;
+    /// TLB maintenance for one guest's stage-2.
+    type GuestTlb: Tlb;
+}

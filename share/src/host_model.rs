@@ -1,0 +1,174 @@
+//! In-memory implementations of the hyp side and the per-page counters,
+//! and a [`Platform`] for tests and the s2sim runner: the real transition
+//! code over real `pgtable` tables, with heap-backed table pages.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::vec::Vec;
+
+use ownership::{HostMemoryTypes, HostStage2, MemoryMap, OwnerId, PageState};
+use pgtable::host::{CheckingTlb, HostTables};
+use pgtable::{PAGE_SIZE, Stage2Config};
+
+use crate::{Errno, HypSide, PageMeta, Platform, Tracker};
+
+/// The hyp's stage-1, as a map from page to state. `fail_next_map`
+/// injects ENOMEM into the next `map` call.
+#[derive(Debug, Default)]
+pub struct HypModel {
+    pages: BTreeMap<u64, PageState>,
+    counts: BTreeMap<PageStateKey, u64>,
+    /// Make the next `map` fail with ENOMEM (once).
+    pub fail_next_map: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PageStateKey {
+    Owned,
+    SharedOwned,
+    SharedBorrowed,
+}
+
+fn key(state: PageState) -> Option<PageStateKey> {
+    match state {
+        PageState::Owned => Some(PageStateKey::Owned),
+        PageState::SharedOwned => Some(PageStateKey::SharedOwned),
+        PageState::SharedBorrowed => Some(PageStateKey::SharedBorrowed),
+        PageState::NoPage => None,
+    }
+}
+
+impl HypModel {
+    fn set(&mut self, pa: u64, state: PageState) {
+        let old = self.pages.remove(&(pa / PAGE_SIZE)).unwrap_or(PageState::NoPage);
+        if let Some(k) = key(old) {
+            *self.counts.entry(k).or_default() -= 1;
+        }
+        if let Some(k) = key(state) {
+            self.pages.insert(pa / PAGE_SIZE, state);
+            *self.counts.entry(k).or_default() += 1;
+        }
+    }
+}
+
+impl HypSide for HypModel {
+    fn state(&self, pa: u64) -> PageState {
+        self.pages.get(&(pa / PAGE_SIZE)).copied().unwrap_or(PageState::NoPage)
+    }
+
+    fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno> {
+        if std::mem::take(&mut self.fail_next_map) {
+            return Err(Errno::ENOMEM);
+        }
+        for pa in (range.start..range.end).step_by(PAGE_SIZE as usize) {
+            self.set(pa, state);
+        }
+        Ok(())
+    }
+
+    fn unmap(&mut self, range: Range<u64>) {
+        for pa in (range.start..range.end).step_by(PAGE_SIZE as usize) {
+            self.set(pa, PageState::NoPage);
+        }
+    }
+
+    fn count(&self, state: PageState) -> u64 {
+        key(state).and_then(|k| self.counts.get(&k).copied()).unwrap_or(0)
+    }
+}
+
+/// Pins, share counts, and a record of which pages were zeroed.
+#[derive(Debug, Default)]
+pub struct MetaModel {
+    counts: BTreeMap<u64, (u32, u32)>,
+    /// Page frames zeroed, in order.
+    pub zeroed: Vec<u64>,
+    /// Page frames that hold data the test wrote (cleared by zeroing).
+    pub dirty: BTreeSet<u64>,
+}
+
+impl MetaModel {
+    fn update(&mut self, pa: u64, f: impl FnOnce(&mut (u32, u32))) {
+        let e = self.counts.entry(pa / PAGE_SIZE).or_default();
+        f(e);
+        if *e == (0, 0) {
+            self.counts.remove(&(pa / PAGE_SIZE));
+        }
+    }
+}
+
+impl PageMeta for MetaModel {
+    fn pins(&self, pa: u64) -> u32 {
+        self.counts.get(&(pa / PAGE_SIZE)).map_or(0, |c| c.0)
+    }
+
+    fn set_pins(&mut self, pa: u64, pins: u32) {
+        self.update(pa, |c| c.0 = pins);
+    }
+
+    fn guest_shares(&self, pa: u64) -> u32 {
+        self.counts.get(&(pa / PAGE_SIZE)).map_or(0, |c| c.1)
+    }
+
+    fn set_guest_shares(&mut self, pa: u64, shares: u32) {
+        self.update(pa, |c| c.1 = shares);
+    }
+
+    fn zero(&mut self, range: Range<u64>) {
+        for pfn in range.start / PAGE_SIZE..range.end / PAGE_SIZE {
+            self.zeroed.push(pfn);
+            self.dirty.remove(&pfn);
+        }
+    }
+}
+
+/// The host-side platform: everything in memory.
+#[derive(Debug)]
+pub struct HostPlatform;
+
+impl Platform for HostPlatform {
+    type HostAlloc = HostTables;
+    type HostTlb = CheckingTlb;
+    type Hyp = HypModel;
+    type Meta = MetaModel;
+    type GuestAlloc = HostTables;
+    type GuestTlb = CheckingTlb;
+}
+
+/// A tracker over `memory` with a `pa_bits`-wide host stage-2 whose table
+/// pool holds at most `host_pages` pages (`None`: unlimited).
+pub fn new_tracker(
+    memory: MemoryMap,
+    pa_bits: u8,
+    host_pages: Option<usize>,
+) -> Tracker<HostPlatform> {
+    let config = Stage2Config::new(pa_bits).expect("supported PA size");
+    let mut alloc = HostTables::new();
+    let root = alloc.alloc_root(config.root_pages()).expect("root");
+    alloc.set_limit(host_pages.map(|n| n + config.root_pages()));
+    let s2 =
+        HostStage2::new(config, root, memory, HostMemoryTypes::CLASSIC).expect("root alignment");
+    Tracker::new(
+        s2,
+        alloc,
+        CheckingTlb::default(),
+        HypModel::default(),
+        MetaModel::default(),
+        pgtable::S2Attrs::RAM_RWX,
+    )
+}
+
+/// Creates guest `id` (or the first free one) with `ipa_bits` of IPA
+/// space and a table pool of at most `pages` pages besides its root.
+pub fn create_guest(
+    tracker: &Tracker<HostPlatform>,
+    id: Option<OwnerId>,
+    ipa_bits: u8,
+    pages: Option<usize>,
+) -> Result<OwnerId, Errno> {
+    let config = Stage2Config::new(ipa_bits).map_err(|_| Errno::EINVAL)?;
+    let mut alloc = HostTables::new();
+    let root = alloc.alloc_root(config.root_pages()).map_err(|_| Errno::ENOMEM)?;
+    alloc.set_limit(pages.map(|n| n + config.root_pages()));
+    tracker.create_guest(id, ipa_bits, root, alloc, CheckingTlb::default())
+}

@@ -1,0 +1,1042 @@
+//! The tracker: the parties, their locks, and one function per transition.
+
+use core::ops::Range;
+
+use ownership::{FaultOutcome, HostStage2, OwnerId, PageInfo, PageState, Target};
+use pgtable::{
+    InvalidPayload, Leaf, PAGE_SIZE, PhysAddr, Prepared, S2Attrs, Stage2Config, TableAllocator,
+};
+use spin::{Mutex, MutexGuard};
+
+use crate::guest::{GuestAccess, GuestStage2, Half, Lifecycle, RIPAS_RAM, page_range};
+use crate::{Errno, HypSide, PageMeta, Platform};
+
+/// How many guests can exist at once.
+pub const MAX_GUESTS: usize = 32;
+
+/// The host's side: its stage-2 (the rmap), the pool its tables come
+/// from, and the per-page counters. Reached only through the host lock, so
+/// a `&Host` proves the lock is held.
+struct Host<P: Platform> {
+    s2: HostStage2,
+    alloc: P::HostAlloc,
+    tlb: P::HostTlb,
+    meta: P::Meta,
+}
+
+/// One protected guest.
+pub struct Guest<P: Platform> {
+    s2: GuestStage2,
+    alloc: P::GuestAlloc,
+    tlb: P::GuestTlb,
+    lifecycle: Lifecycle,
+}
+
+impl<P: Platform> Guest<P> {
+    /// Gives back the memory the guest's tables lived in, after teardown.
+    pub fn into_parts(self) -> (P::GuestAlloc, PhysAddr) {
+        (self.alloc, self.s2.table.root())
+    }
+}
+
+impl<P: Platform> core::fmt::Debug for Guest<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Guest").field("s2", &self.s2).field("lifecycle", &self.lifecycle).finish()
+    }
+}
+
+/// What a host access to a physical address does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAccess {
+    /// The access translates (after mapping it, if it was not yet).
+    Ok,
+    /// The page belongs to `owner`: the host takes an abort.
+    Fault { owner: OwnerId },
+}
+
+/// Result of a guest access; re-exported from the guest module.
+pub type Access = GuestAccess;
+
+/// Figures about the host stage-2, for the state-query hypercall.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Host stage-2 table pages in use, the root included.
+    pub host_table_pages: u64,
+    /// Leaf descriptors of the host stage-2 at each level (valid or not,
+    /// zero ones excluded).
+    pub host_leaves: [u64; 4],
+    /// Host stage-2 faults handled.
+    pub host_faults: u64,
+}
+
+/// The ownership tracker: every party, each behind its own lock, taken in
+/// the order host → hyp → guest.
+pub struct Tracker<P: Platform> {
+    host: Mutex<Host<P>>,
+    hyp: Mutex<P::Hyp>,
+    guests: [Mutex<Option<Guest<P>>>; MAX_GUESTS],
+    guest_ram: S2Attrs,
+    host_faults: core::sync::atomic::AtomicU64,
+}
+
+impl<P: Platform> core::fmt::Debug for Tracker<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tracker").finish_non_exhaustive()
+    }
+}
+
+/// The first maximal run of pages in `from..range.end` for which
+/// `pred(pa)` holds.
+fn next_run(range: &Range<u64>, from: u64, pred: impl Fn(u64) -> bool) -> Option<Range<u64>> {
+    let mut pa = from;
+    while pa < range.end && !pred(pa) {
+        pa += PAGE_SIZE;
+    }
+    let start = pa;
+    while pa < range.end && pred(pa) {
+        pa += PAGE_SIZE;
+    }
+    (start < pa).then_some(start..pa)
+}
+
+fn pages(range: &Range<u64>) -> impl Iterator<Item = u64> {
+    (range.start..range.end).step_by(PAGE_SIZE as usize)
+}
+
+/// A commit step found the state different from what its checks saw. The
+/// checks and the commit run under the same locks, so this is a bug in
+/// the tracker: stop, as pKVM's `BUG_ON` would, rather than go on with a
+/// half-made change.
+#[cold]
+fn commit_bug(what: &str, e: impl core::fmt::Debug) -> ! {
+    panic!("s2rmap: {what} failed during commit: {e:?}")
+}
+
+impl<P: Platform> Host<P> {
+    /// The physical range of `nr` pages at `pfn`. EINVAL for `nr == 0`,
+    /// overflow, or a range beyond the physical address space; EPERM if
+    /// any of it is not RAM (MMIO is never donated or shared).
+    fn phys_range(&self, pfn: u64, nr: u64) -> Result<Range<u64>, Errno> {
+        let range = page_range(pfn, nr)?;
+        if range.end > self.s2.ipa_limit() {
+            return Err(Errno::EINVAL);
+        }
+        if !self.s2.memory().is_ram_range(&range) {
+            return Err(Errno::EPERM);
+        }
+        Ok(range)
+    }
+
+    /// EPERM unless every page of `range` satisfies `want`.
+    fn check(&self, range: &Range<u64>, want: impl Fn(PageInfo) -> bool) -> Result<(), Errno> {
+        for run in self.s2.runs(&self.alloc, range.clone()) {
+            let run = run.map_err(|_| Errno::EPERM)?;
+            let mapped = false;
+            let info = PageInfo { owner: run.owner, host_state: run.host_state, mapped };
+            if !want(info) {
+                return Err(Errno::EPERM);
+            }
+        }
+        Ok(())
+    }
+
+    fn info(&self, pa: u64) -> Result<PageInfo, Errno> {
+        self.s2.page_info(&self.alloc, pa).map_err(|_| Errno::EPERM)
+    }
+
+    fn prepare(&mut self, range: Range<u64>, target: Target) -> Result<Prepared, Errno> {
+        Ok(self.s2.prepare(&mut self.alloc, range, target)?)
+    }
+
+    fn reserve(&mut self, pages: usize) -> Result<usize, Errno> {
+        if pages > 0 {
+            self.alloc.reserve(pages).map_err(|_| Errno::ENOMEM)?;
+        }
+        Ok(pages)
+    }
+
+    /// Commits a change whose pages are already reserved. `reserved`
+    /// counts down what is left of the reservation.
+    fn commit(&mut self, range: Range<u64>, target: Target, reserved: &mut usize) {
+        let prepared =
+            self.prepare(range, target).unwrap_or_else(|e| commit_bug("host prepare", e));
+        if prepared.pages > *reserved {
+            commit_bug("host reservation", (prepared.pages, *reserved));
+        }
+        *reserved -= self.s2.commit(&mut self.alloc, &mut self.tlb, prepared);
+    }
+
+    fn release(&mut self, reserved: usize) {
+        if reserved > 0 {
+            self.alloc.unreserve(reserved);
+        }
+    }
+}
+
+fn is_host_owned(info: PageInfo) -> bool {
+    info.owner == Some(OwnerId::HOST) && info.host_state == PageState::Owned
+}
+
+fn hyp_check<H: HypSide>(hyp: &H, range: &Range<u64>, want: PageState) -> Result<(), Errno> {
+    if pages(range).all(|pa| hyp.state(pa) == want) { Ok(()) } else { Err(Errno::EPERM) }
+}
+
+impl<P: Platform> Guest<P> {
+    fn reserve(&mut self, pages: usize) -> Result<usize, Errno> {
+        if pages > 0 {
+            self.alloc.reserve(pages).map_err(|_| Errno::ENOMEM)?;
+        }
+        Ok(pages)
+    }
+
+    fn release(&mut self, reserved: usize) {
+        if reserved > 0 {
+            self.alloc.unreserve(reserved);
+        }
+    }
+
+    fn commit(&mut self, range: Range<u64>, leaf: Leaf, reserved: &mut usize) {
+        let prepared = self
+            .s2
+            .prepare(&mut self.alloc, range, leaf)
+            .unwrap_or_else(|e| commit_bug("guest prepare", e));
+        if prepared.pages > *reserved {
+            commit_bug("guest reservation", (prepared.pages, *reserved));
+        }
+        *reserved -= self.s2.table.commit(&mut self.alloc, &mut self.tlb, prepared);
+    }
+
+    /// The mapped runs of `ipa`: (IPA run, PA of its first page, state).
+    /// `None` for the first unmapped page, if any.
+    fn mapped_run(&self, ipa: u64, end: u64) -> Option<(Range<u64>, u64, PageState)> {
+        let entry = self.s2.table.lookup(&self.alloc, ipa).ok()?;
+        let pa = entry.output_address(ipa)?.0;
+        let state = PageState::from_sw_bits(entry.desc.attrs().sw())?;
+        Some((ipa..entry.end().min(end), pa, state))
+    }
+
+    /// Checks that every page of `ipa` is mapped in `state`. `unmapped`
+    /// is the error for a page with no mapping.
+    fn check_mapped(
+        &self,
+        ipa: &Range<u64>,
+        state: PageState,
+        unmapped: Errno,
+    ) -> Result<(), Errno> {
+        let mut cursor = ipa.start;
+        while cursor < ipa.end {
+            let (run, _, s) = self.mapped_run(cursor, ipa.end).ok_or(unmapped)?;
+            if s != state {
+                return Err(Errno::EPERM);
+            }
+            cursor = run.end;
+        }
+        Ok(())
+    }
+
+    /// The first leaf-sized run of unassigned (invalid) entries in
+    /// `from..end`.
+    fn next_unassigned(&self, mut from: u64, end: u64) -> Option<Range<u64>> {
+        while from < end {
+            let entry = self.s2.table.lookup(&self.alloc, from).ok()?;
+            let run_end = entry.end().min(end);
+            if !entry.desc.is_valid() {
+                return Some(from..run_end);
+            }
+            from = run_end;
+        }
+        None
+    }
+
+    fn check_unmapped(&self, ipa: &Range<u64>) -> Result<(), Errno> {
+        for run in self.s2.table.leaves(&self.alloc, ipa.clone()) {
+            if run.entry.desc.is_valid() {
+                return Err(Errno::EPERM);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<P: Platform> Tracker<P> {
+    /// A tracker over a host stage-2 that describes all memory as the
+    /// host's (a zeroed root), with guests whose RAM mappings use
+    /// `guest_ram` attributes.
+    pub fn new(
+        host_s2: HostStage2,
+        host_alloc: P::HostAlloc,
+        host_tlb: P::HostTlb,
+        hyp: P::Hyp,
+        meta: P::Meta,
+        guest_ram: S2Attrs,
+    ) -> Self {
+        Self {
+            host: Mutex::new(Host { s2: host_s2, alloc: host_alloc, tlb: host_tlb, meta }),
+            hyp: Mutex::new(hyp),
+            guests: [const { Mutex::new(None) }; MAX_GUESTS],
+            guest_ram,
+            host_faults: core::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn lock_host(&self) -> MutexGuard<'_, Host<P>> {
+        self.host.lock()
+    }
+
+    /// The hyp lock. Taking `&Host` proves the host lock is held, which is
+    /// what keeps the order host → hyp.
+    fn lock_hyp(&self, _host: &Host<P>) -> MutexGuard<'_, P::Hyp> {
+        self.hyp.lock()
+    }
+
+    /// A guest's lock, taken after the host lock (and after the hyp lock
+    /// when both are needed). ENOENT for no such guest.
+    fn lock_guest(
+        &self,
+        _host: &Host<P>,
+        id: OwnerId,
+    ) -> Result<MutexGuard<'_, Option<Guest<P>>>, Errno> {
+        let slot = id.0.checked_sub(OwnerId::FIRST_GUEST.0).ok_or(Errno::ENOENT)? as usize;
+        let guard = self.guests.get(slot).ok_or(Errno::ENOENT)?.lock();
+        if guard.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        Ok(guard)
+    }
+
+    /// Runs `f` on the existing guest `id`.
+    fn with_guest<R>(
+        guard: &mut MutexGuard<'_, Option<Guest<P>>>,
+        f: impl FnOnce(&mut Guest<P>) -> Result<R, Errno>,
+    ) -> Result<R, Errno> {
+        guard.as_mut().map_or(Err(Errno::ENOENT), f)
+    }
+
+    // ---------------------------------------------------------------
+    // Host <-> hyp
+    // ---------------------------------------------------------------
+
+    /// The host lends `nr` pages at `pfn` to the hyp.
+    pub fn host_share_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let mut hyp = self.lock_hyp(&host);
+        host.check(&range, is_host_owned)?;
+        hyp_check(&*hyp, &range, PageState::NoPage)?;
+        let prepared = host.prepare(range.clone(), Target::State(PageState::SharedOwned))?;
+        let mut reserved = host.reserve(prepared.pages)?;
+        if let Err(e) = hyp.map(range.clone(), PageState::SharedBorrowed) {
+            host.release(reserved);
+            return Err(e);
+        }
+        host.commit(range, Target::State(PageState::SharedOwned), &mut reserved);
+        host.release(reserved);
+        Ok(())
+    }
+
+    /// The host takes back pages it lent to the hyp. EBUSY while pinned.
+    pub fn host_unshare_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let mut hyp = self.lock_hyp(&host);
+        host.check(&range, |i| {
+            i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
+        })?;
+        hyp_check(&*hyp, &range, PageState::SharedBorrowed)?;
+        if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
+            return Err(Errno::EBUSY);
+        }
+        // Pages that guests still borrow stay SharedOwned.
+        let target = Target::State(PageState::Owned);
+        let mut budget = 0;
+        let mut cursor = range.start;
+        while let Some(run) = next_run(&range, cursor, |pa| host.meta.guest_shares(pa) == 0) {
+            cursor = run.end;
+            budget += host.prepare(run, target)?.pages;
+        }
+        let mut reserved = host.reserve(budget)?;
+        hyp.unmap(range.clone());
+        let mut cursor = range.start;
+        while let Some(run) = next_run(&range, cursor, |pa| host.meta.guest_shares(pa) == 0) {
+            cursor = run.end;
+            host.commit(run, target, &mut reserved);
+        }
+        host.release(reserved);
+        Ok(())
+    }
+
+    /// The host gives `nr` pages to the hyp.
+    pub fn host_donate_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let mut hyp = self.lock_hyp(&host);
+        host.check(&range, is_host_owned)?;
+        hyp_check(&*hyp, &range, PageState::NoPage)?;
+        let target = Target::Owner(OwnerId::HYP);
+        let prepared = host.prepare(range.clone(), target)?;
+        let mut reserved = host.reserve(prepared.pages)?;
+        if let Err(e) = hyp.map(range.clone(), PageState::Owned) {
+            host.release(reserved);
+            return Err(e);
+        }
+        host.commit(range, target, &mut reserved);
+        host.release(reserved);
+        Ok(())
+    }
+
+    /// The hyp gives `nr` pages back to the host (unmapped: the host maps
+    /// them again on its next access).
+    pub fn hyp_donate_host(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let mut hyp = self.lock_hyp(&host);
+        hyp_check(&*hyp, &range, PageState::Owned)?;
+        host.check(&range, |i| i.owner == Some(OwnerId::HYP))?;
+        let target = Target::Owner(OwnerId::HOST);
+        let prepared = host.prepare(range.clone(), target)?;
+        let mut reserved = host.reserve(prepared.pages)?;
+        hyp.unmap(range.clone());
+        host.commit(range, target, &mut reserved);
+        host.release(reserved);
+        Ok(())
+    }
+
+    fn check_hyp_shared(
+        &self,
+        host: &Host<P>,
+        hyp: &P::Hyp,
+        range: &Range<u64>,
+    ) -> Result<(), Errno> {
+        host.check(range, |i| {
+            i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
+        })?;
+        hyp_check(hyp, range, PageState::SharedBorrowed)
+    }
+
+    /// The hyp pins pages the host shared with it, so that they cannot be
+    /// unshared while the hyp uses them.
+    pub fn hyp_pin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let hyp = self.lock_hyp(&host);
+        self.check_hyp_shared(&host, &hyp, &range)?;
+        if pages(&range).any(|pa| host.meta.pins(pa) == u32::MAX) {
+            return Err(Errno::EBUSY);
+        }
+        for pa in pages(&range) {
+            let pins = host.meta.pins(pa);
+            host.meta.set_pins(pa, pins + 1);
+        }
+        Ok(())
+    }
+
+    /// Drops one pin. EPERM for a page that is not pinned.
+    pub fn hyp_unpin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let hyp = self.lock_hyp(&host);
+        self.check_hyp_shared(&host, &hyp, &range)?;
+        if pages(&range).any(|pa| host.meta.pins(pa) == 0) {
+            return Err(Errno::EPERM);
+        }
+        for pa in pages(&range) {
+            let pins = host.meta.pins(pa);
+            host.meta.set_pins(pa, pins - 1);
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------
+    // Guests
+    // ---------------------------------------------------------------
+
+    /// Creates guest `id` (or the first free one) with an `ipa_bits`-wide
+    /// IPA space, whose tables live in `alloc`, rooted at the zeroed
+    /// `root` taken from it.
+    pub fn create_guest(
+        &self,
+        id: Option<OwnerId>,
+        ipa_bits: u8,
+        root: PhysAddr,
+        alloc: P::GuestAlloc,
+        tlb: P::GuestTlb,
+    ) -> Result<OwnerId, Errno> {
+        let config = Stage2Config::new(ipa_bits).map_err(|_| Errno::EINVAL)?;
+        let table = pgtable::PageTable::new(config, root).map_err(|_| Errno::EINVAL)?;
+        let _host = self.lock_host();
+        let slots: &mut dyn Iterator<Item = usize> = match id {
+            Some(id) if id.is_guest() => {
+                &mut core::iter::once((id.0 - OwnerId::FIRST_GUEST.0) as usize)
+            }
+            Some(_) => return Err(Errno::EINVAL),
+            None => &mut (0..MAX_GUESTS),
+        };
+        for slot in slots {
+            let Some(mut guard) = self.guests.get(slot).map(|m| m.lock()) else {
+                return Err(Errno::EINVAL);
+            };
+            if guard.is_none() {
+                let s2 = GuestStage2 { table, ram: self.guest_ram };
+                *guard = Some(Guest { s2, alloc, tlb, lifecycle: Lifecycle::New });
+                return Ok(OwnerId(OwnerId::FIRST_GUEST.0 + slot as u32));
+            }
+        }
+        Err(Errno::EBUSY)
+    }
+
+    /// Marks the guest as having run: its RIPAS can no longer be set up.
+    pub fn run_guest(&self, id: OwnerId) -> Result<(), Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |g| {
+            g.lifecycle = Lifecycle::Running;
+            Ok(())
+        })
+    }
+
+    /// The host gives `nr` pages at `pfn` to guest `id`, mapped at `gfn`
+    /// in its protected half.
+    pub fn host_donate_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+            if half != Half::Protected {
+                return Err(Errno::EINVAL);
+            }
+            host.check(&range, is_host_owned)?;
+            guest.check_unmapped(&ipa)?;
+            let host_target = Target::Owner(id);
+            let leaf = guest.s2.mapping(range.start, PageState::Owned);
+            let host_pages = host.prepare(range.clone(), host_target)?.pages;
+            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
+            let mut host_res = host.reserve(host_pages)?;
+            let mut guest_res = match guest.reserve(guest_pages) {
+                Ok(r) => r,
+                Err(e) => {
+                    host.release(host_res);
+                    return Err(e);
+                }
+            };
+            host.commit(range, host_target, &mut host_res);
+            guest.commit(ipa, leaf, &mut guest_res);
+            host.release(host_res);
+            guest.release(guest_res);
+            Ok(())
+        })
+    }
+
+    /// The host lends `nr` pages at `pfn` to guest `id`, mapped at `gfn` in
+    /// its unprotected half. Several guests may borrow one page.
+    pub fn host_share_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+            if half != Half::Unprotected {
+                return Err(Errno::EINVAL);
+            }
+            host.check(&range, |i| {
+                i.owner == Some(OwnerId::HOST)
+                    && matches!(i.host_state, PageState::Owned | PageState::SharedOwned)
+            })?;
+            guest.check_unmapped(&ipa)?;
+            if pages(&range).any(|pa| host.meta.guest_shares(pa) == u32::MAX) {
+                return Err(Errno::EBUSY);
+            }
+            let host_target = Target::State(PageState::SharedOwned);
+            let leaf = guest.s2.mapping(range.start, PageState::SharedBorrowed);
+            let host_pages = host.prepare(range.clone(), host_target)?.pages;
+            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
+            let mut host_res = host.reserve(host_pages)?;
+            let mut guest_res = match guest.reserve(guest_pages) {
+                Ok(r) => r,
+                Err(e) => {
+                    host.release(host_res);
+                    return Err(e);
+                }
+            };
+            host.commit(range.clone(), host_target, &mut host_res);
+            guest.commit(ipa, leaf, &mut guest_res);
+            for pa in pages(&range) {
+                let shares = host.meta.guest_shares(pa);
+                host.meta.set_guest_shares(pa, shares + 1);
+            }
+            host.release(host_res);
+            guest.release(guest_res);
+            Ok(())
+        })
+    }
+
+    /// Guest `id` stops borrowing the pages mapped at `gfn`. ENOENT where
+    /// there is no mapping. A page returns to Owned when nobody borrows it
+    /// any more.
+    pub fn host_unshare_guest(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let hyp = self.lock_hyp(&host);
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+            if half != Half::Unprotected {
+                return Err(Errno::EINVAL);
+            }
+            guest.check_mapped(&ipa, PageState::SharedBorrowed, Errno::ENOENT)?;
+            let mut host_budget = 0;
+            let mut cursor = ipa.start;
+            while cursor < ipa.end {
+                let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                    return Err(Errno::ENOENT);
+                };
+                let pa_run = pa..pa + (run.end - run.start);
+                host.check(&pa_run, |i| {
+                    i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
+                })?;
+                if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
+                    return Err(Errno::EPERM);
+                }
+                host_budget += host.prepare(pa_run, Target::State(PageState::Owned))?.pages;
+                cursor = run.end;
+            }
+            let unmap = Leaf::Invalid(InvalidPayload::ZERO);
+            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), unmap)?.pages;
+            let mut host_res = host.reserve(host_budget)?;
+            let mut guest_res = match guest.reserve(guest_pages) {
+                Ok(r) => r,
+                Err(e) => {
+                    host.release(host_res);
+                    return Err(e);
+                }
+            };
+            // Walk the mappings again while dropping them, page by page.
+            for gpa in pages(&ipa) {
+                let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
+                    commit_bug("guest mapping vanished", gpa);
+                };
+                let shares = host.meta.guest_shares(pa) - 1;
+                host.meta.set_guest_shares(pa, shares);
+                if shares == 0 && hyp.state(pa) != PageState::SharedBorrowed {
+                    host.commit(pa..pa + PAGE_SIZE, Target::State(PageState::Owned), &mut host_res);
+                }
+            }
+            guest.commit(ipa, unmap, &mut guest_res);
+            host.release(host_res);
+            guest.release(guest_res);
+            Ok(())
+        })
+    }
+
+    /// Guest `id` lends its protected pages at `gfn` to the host.
+    pub fn guest_share_host(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
+        self.guest_host_share(id, gfn, nr, true)
+    }
+
+    /// Guest `id` takes back pages it lent to the host; the host loses
+    /// access.
+    pub fn guest_unshare_host(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
+        self.guest_host_share(id, gfn, nr, false)
+    }
+
+    fn guest_host_share(&self, id: OwnerId, gfn: u64, nr: u64, share: bool) -> Result<(), Errno> {
+        let (guest_from, guest_to, host_to) = if share {
+            (PageState::Owned, PageState::SharedOwned, Target::State(PageState::SharedBorrowed))
+        } else {
+            (PageState::SharedOwned, PageState::Owned, Target::Owner(id))
+        };
+        let mut host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+            if half != Half::Protected {
+                return Err(Errno::EINVAL);
+            }
+            guest.check_mapped(&ipa, guest_from, Errno::EPERM)?;
+            let (mut host_budget, mut guest_budget) = (0, 0);
+            let mut cursor = ipa.start;
+            while cursor < ipa.end {
+                let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                    return Err(Errno::EPERM);
+                };
+                let pa_run = pa..pa + (run.end - run.start);
+                if share {
+                    host.check(&pa_run, |i| {
+                        i.owner == Some(id) && i.host_state == PageState::NoPage
+                    })?;
+                } else {
+                    host.check(&pa_run, |i| {
+                        i.owner.is_none() && i.host_state == PageState::SharedBorrowed
+                    })?;
+                }
+                host_budget += host.prepare(pa_run, host_to)?.pages;
+                let leaf = guest.s2.mapping(pa, guest_to);
+                guest_budget += guest.s2.prepare(&mut guest.alloc, run.clone(), leaf)?.pages;
+                cursor = run.end;
+            }
+            let mut host_res = host.reserve(host_budget)?;
+            let mut guest_res = match guest.reserve(guest_budget) {
+                Ok(r) => r,
+                Err(e) => {
+                    host.release(host_res);
+                    return Err(e);
+                }
+            };
+            for gpa in pages(&ipa) {
+                let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
+                    commit_bug("guest mapping vanished", gpa);
+                };
+                // Take the host's access away before the guest owns the
+                // page alone again; give it only after the guest lent it.
+                if share {
+                    guest.commit(
+                        gpa..gpa + PAGE_SIZE,
+                        guest.s2.mapping(pa, guest_to),
+                        &mut guest_res,
+                    );
+                    host.commit(pa..pa + PAGE_SIZE, host_to, &mut host_res);
+                } else {
+                    host.commit(pa..pa + PAGE_SIZE, host_to, &mut host_res);
+                    guest.commit(
+                        gpa..gpa + PAGE_SIZE,
+                        guest.s2.mapping(pa, guest_to),
+                        &mut guest_res,
+                    );
+                }
+            }
+            host.release(host_res);
+            guest.release(guest_res);
+            Ok(())
+        })
+    }
+
+    /// Guest `id` gives up its protected pages at `gfn`: their RIPAS
+    /// becomes EMPTY, and they return to the host zeroed.
+    pub fn guest_relinquish(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+            if half != Half::Protected {
+                return Err(Errno::EINVAL);
+            }
+            guest.check_mapped(&ipa, PageState::Owned, Errno::EPERM)?;
+            let target = Target::Owner(OwnerId::HOST);
+            let mut host_budget = 0;
+            let mut cursor = ipa.start;
+            while cursor < ipa.end {
+                let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                    return Err(Errno::EPERM);
+                };
+                let pa_run = pa..pa + (run.end - run.start);
+                host.check(&pa_run, |i| i.owner == Some(id))?;
+                host_budget += host.prepare(pa_run, target)?.pages;
+                cursor = run.end;
+            }
+            let empty = Leaf::Invalid(InvalidPayload::ZERO);
+            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), empty)?.pages;
+            let mut host_res = host.reserve(host_budget)?;
+            let mut guest_res = match guest.reserve(guest_pages) {
+                Ok(r) => r,
+                Err(e) => {
+                    host.release(host_res);
+                    return Err(e);
+                }
+            };
+            // Record where the pages are before the guest loses them.
+            let mut returned = 0;
+            for gpa in pages(&ipa) {
+                let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
+                    commit_bug("guest mapping vanished", gpa);
+                };
+                guest.commit(gpa..gpa + PAGE_SIZE, empty, &mut guest_res);
+                host.meta.zero(pa..pa + PAGE_SIZE);
+                host.commit(pa..pa + PAGE_SIZE, target, &mut host_res);
+                returned += 1;
+            }
+            debug_assert_eq!(returned, nr);
+            host.release(host_res);
+            guest.release(guest_res);
+            Ok(())
+        })
+    }
+
+    /// Sets RIPAS RAM over `[ipa, ipa + size)` of guest `id`'s protected
+    /// half, before it first runs. `size == 0` is a successful no-op;
+    /// EINVAL if the range wraps, is misaligned or leaves the protected
+    /// half; EPERM once the guest has run.
+    pub fn init_ripas(&self, id: OwnerId, ipa: u64, size: u64) -> Result<(), Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            let end = ipa.checked_add(size).ok_or(Errno::EINVAL)?;
+            if ipa % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if end > guest.s2.unprotected_bit() {
+                return Err(Errno::EINVAL);
+            }
+            if guest.lifecycle != Lifecycle::New {
+                return Err(Errno::EPERM);
+            }
+            if size == 0 {
+                return Ok(());
+            }
+            let leaf = Leaf::Invalid(RIPAS_RAM);
+            // Unassigned entries become RIPAS RAM; mapped (donated) pages
+            // already are.
+            let mut budget = 0;
+            let mut cursor = ipa;
+            while let Some(run) = guest.next_unassigned(cursor, end) {
+                cursor = run.end;
+                budget += guest.s2.prepare(&mut guest.alloc, run, leaf)?.pages;
+            }
+            let mut reserved = guest.reserve(budget)?;
+            let mut cursor = ipa;
+            while let Some(run) = guest.next_unassigned(cursor, end) {
+                cursor = run.end;
+                guest.commit(run, leaf, &mut reserved);
+            }
+            guest.release(reserved);
+            Ok(())
+        })
+    }
+
+    /// Destroys guest `id`: every page it owned returns to the host zeroed,
+    /// every page it borrowed is dropped (the host's share counts fall),
+    /// and its table memory is handed back.
+    pub fn teardown(&self, id: OwnerId) -> Result<Guest<P>, Errno> {
+        let mut host = self.lock_host();
+        let hyp = self.lock_hyp(&host);
+        let mut guard = self.lock_guest(&host, id)?;
+        let Some(guest) = guard.as_mut() else { return Err(Errno::ENOENT) };
+        let limit = guest.s2.ipa_limit();
+        let target = Target::Owner(OwnerId::HOST);
+        // Everything the host gets back becomes one thing (host-owned,
+        // unmapped), so one summed reservation covers every step.
+        let mut budget = 0;
+        let mut cursor = 0;
+        while cursor < limit {
+            let entry = guest.s2.table.lookup(&guest.alloc, cursor).map_err(|_| Errno::EINVAL)?;
+            let end = entry.end().min(limit);
+            if let Some(pa) = entry.output_address(cursor) {
+                budget += host.prepare(pa.0..pa.0 + (end - cursor), target)?.pages;
+            }
+            cursor = end;
+        }
+        let mut reserved = host.reserve(budget)?;
+        let mut cursor = 0;
+        while cursor < limit {
+            let Ok(entry) = guest.s2.table.lookup(&guest.alloc, cursor) else {
+                commit_bug("guest walk", cursor);
+            };
+            let end = entry.end().min(limit);
+            if let Some(pa) = entry.output_address(cursor) {
+                let pa_run = pa.0..pa.0 + (end - cursor);
+                match PageState::from_sw_bits(entry.desc.attrs().sw()) {
+                    Some(PageState::SharedBorrowed) => {
+                        for p in pages(&pa_run) {
+                            let shares = host.meta.guest_shares(p).saturating_sub(1);
+                            host.meta.set_guest_shares(p, shares);
+                            if shares == 0 && hyp.state(p) != PageState::SharedBorrowed {
+                                host.commit(p..p + PAGE_SIZE, target, &mut reserved);
+                            }
+                        }
+                    }
+                    _ => {
+                        host.meta.zero(pa_run.clone());
+                        host.commit(pa_run, target, &mut reserved);
+                    }
+                }
+            }
+            cursor = end;
+        }
+        host.release(reserved);
+        guest.s2.table.clear(&mut guest.alloc, &mut guest.tlb);
+        guard.take().ok_or(Errno::ENOENT)
+    }
+
+    // ---------------------------------------------------------------
+    // Accesses and queries
+    // ---------------------------------------------------------------
+
+    /// A host stage-2 fault at `pa`: maps it if the host may have it.
+    pub fn host_fault(&self, pa: u64) -> Result<HostAccess, Errno> {
+        let mut host = self.lock_host();
+        let host = &mut *host;
+        let outcome = host.s2.host_fault(&mut host.alloc, &mut host.tlb, pa)?;
+        self.host_faults.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        Ok(match outcome {
+            FaultOutcome::Mapped { .. } | FaultOutcome::AlreadyMapped => HostAccess::Ok,
+            FaultOutcome::NotYours { owner } => HostAccess::Fault { owner },
+        })
+    }
+
+    /// A host access to `pa`: translates, or faults and is handled.
+    pub fn host_access(&self, pa: u64) -> Result<HostAccess, Errno> {
+        {
+            let host = self.lock_host();
+            if host.info(pa)?.mapped {
+                return Ok(HostAccess::Ok);
+            }
+        }
+        self.host_fault(pa)
+    }
+
+    /// A guest access to `ipa`.
+    pub fn guest_access(&self, id: OwnerId, ipa: u64) -> Result<GuestAccess, Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            if ipa >= guest.s2.ipa_limit() {
+                return Err(Errno::EINVAL);
+            }
+            let top = guest.s2.unprotected_bit();
+            Ok(match guest.s2.page(&guest.alloc, ipa).pa {
+                Some(_) => GuestAccess::Ok,
+                None if ipa & top != 0 => GuestAccess::Mmio { ipa: ipa & !top },
+                None => GuestAccess::Fault,
+            })
+        })
+    }
+
+    /// What the host stage-2 says about `pa`.
+    pub fn host_page(&self, pa: u64) -> Result<PageInfo, Errno> {
+        self.lock_host().info(pa)
+    }
+
+    /// The hyp's view of `pa`.
+    pub fn hyp_state(&self, pa: u64) -> PageState {
+        let host = self.lock_host();
+        self.lock_hyp(&host).state(pa)
+    }
+
+    /// Pins and guest shares of `pa`.
+    pub fn page_counts(&self, pa: u64) -> (u32, u32) {
+        let host = self.lock_host();
+        (host.meta.pins(pa), host.meta.guest_shares(pa))
+    }
+
+    /// Guest `id`'s view of its page at `gfn`: state and PA.
+    pub fn guest_page(&self, id: OwnerId, gfn: u64) -> Result<(PageState, Option<u64>), Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            let ipa = gfn
+                .checked_mul(PAGE_SIZE)
+                .filter(|&a| a < guest.s2.ipa_limit())
+                .ok_or(Errno::EINVAL)?;
+            let page = guest.s2.page(&guest.alloc, ipa);
+            Ok((page.state, page.pa))
+        })
+    }
+
+    /// Guest `id`'s RIPAS at `ipa`, and whether it has run.
+    pub fn guest_info(&self, id: OwnerId, ipa: u64) -> Result<(crate::Ripas, Lifecycle), Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |guest| {
+            Ok((guest.s2.page(&guest.alloc, ipa).ripas, guest.lifecycle))
+        })
+    }
+
+    /// The ownership of `range` as runs, for display.
+    pub fn for_each_run(
+        &self,
+        range: Range<u64>,
+        mut f: impl FnMut(&ownership::Run),
+    ) -> Result<(), Errno> {
+        let host = self.lock_host();
+        for run in host.s2.runs(&host.alloc, range) {
+            f(&run.map_err(|_| Errno::EPERM)?);
+        }
+        Ok(())
+    }
+
+    /// The memory map the tracker was built with.
+    pub fn with_memory<R>(&self, f: impl FnOnce(&ownership::MemoryMap) -> R) -> R {
+        f(self.lock_host().s2.memory())
+    }
+
+    /// Counters for the state-query hypercall.
+    pub fn counters(&self) -> Counters {
+        let host = self.lock_host();
+        let mut counters = Counters {
+            host_table_pages: host.s2.table().total_pages() as u64,
+            host_faults: self.host_faults.load(core::sync::atomic::Ordering::Relaxed),
+            ..Counters::default()
+        };
+        for run in host.s2.table().leaves(&host.alloc, 0..host.s2.ipa_limit()) {
+            if run.entry.desc.bits() != 0 {
+                counters.host_leaves[run.entry.level as usize] += 1;
+            }
+        }
+        counters
+    }
+
+    /// Runs `f` on the host's allocator, TLB and counters and on the hyp
+    /// side, with their locks held: for tests and fault injection.
+    pub fn with_platform<R>(
+        &self,
+        f: impl FnOnce(&mut P::HostAlloc, &mut P::HostTlb, &mut P::Meta, &mut P::Hyp) -> R,
+    ) -> R {
+        let mut host = self.lock_host();
+        let mut hyp = self.lock_hyp(&host);
+        let host = &mut *host;
+        f(&mut host.alloc, &mut host.tlb, &mut host.meta, &mut hyp)
+    }
+
+    /// Runs `f` on guest `id`'s allocator and TLB: for tests and fault
+    /// injection.
+    pub fn with_guest_platform<R>(
+        &self,
+        id: OwnerId,
+        f: impl FnOnce(&mut P::GuestAlloc, &mut P::GuestTlb) -> R,
+    ) -> Result<R, Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |g| Ok(f(&mut g.alloc, &mut g.tlb)))
+    }
+
+    /// Calls `f(ipa_run, pa, state)` for every mapped run of guest `id`.
+    pub fn for_each_guest_mapping(
+        &self,
+        id: OwnerId,
+        mut f: impl FnMut(Range<u64>, u64, PageState),
+    ) -> Result<(), Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |g| {
+            for run in g.s2.table.leaves(&g.alloc, 0..g.s2.ipa_limit()) {
+                if let Some(pa) = run.entry.output_address(run.ipa.start) {
+                    let state = PageState::from_sw_bits(run.entry.desc.attrs().sw())
+                        .unwrap_or(PageState::NoPage);
+                    f(run.ipa, pa.0, state);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Guest `id`'s IPA size in bits.
+    pub fn guest_ipa_bits(&self, id: OwnerId) -> Result<u8, Errno> {
+        let host = self.lock_host();
+        let mut guard = self.lock_guest(&host, id)?;
+        Self::with_guest(&mut guard, |g| Ok(g.s2.table.config().ipa_bits()))
+    }
+
+    /// Runs `f` with every lock held, in order, for the invariant check.
+    pub(crate) fn with_all<R>(
+        &self,
+        f: impl FnOnce(&HostStage2, &P::HostAlloc, &P::Meta, &P::Hyp, &[Mutex<Option<Guest<P>>>]) -> R,
+    ) -> R {
+        let host = self.lock_host();
+        let hyp = self.lock_hyp(&host);
+        f(&host.s2, &host.alloc, &host.meta, &hyp, &self.guests)
+    }
+}
+
+impl<P: Platform> Guest<P> {
+    pub(crate) fn stage2(&self) -> (&GuestStage2, &P::GuestAlloc) {
+        (&self.s2, &self.alloc)
+    }
+}
