@@ -22,6 +22,7 @@ pub const HOST_TABLE_BASE: u64 = 0xf000_0000_0000;
 /// Heap-backed table pages with fake, stable physical addresses.
 #[derive(Debug, Default)]
 pub struct HostTables {
+    base: u64,
     pages: Vec<Option<Box<RawTable>>>,
     free_list: Vec<usize>,
     limit: Option<usize>,
@@ -37,14 +38,23 @@ fn zeroed_page() -> Box<RawTable> {
 }
 
 impl HostTables {
-    /// An allocator with no page limit.
+    /// An allocator with no page limit, whose pages sit at
+    /// [`HOST_TABLE_BASE`].
     pub fn new() -> Self {
-        Self::default()
+        Self::with_base(HOST_TABLE_BASE, None)
+    }
+
+    /// An allocator whose pages sit at physical addresses from `base` (a
+    /// pool of real memory being modelled), handing out at most `limit`
+    /// pages (roots included).
+    pub fn with_base(base: u64, limit: Option<usize>) -> Self {
+        assert_eq!(base % PAGE_SIZE, 0, "table pool base must be page-aligned");
+        Self { base, limit, ..Self::default() }
     }
 
     /// An allocator that hands out at most `pages` pages (roots included).
     pub fn with_limit(pages: usize) -> Self {
-        Self { limit: Some(pages), ..Self::default() }
+        Self::with_base(HOST_TABLE_BASE, Some(pages))
     }
 
     /// Sets or lifts the page limit.
@@ -77,8 +87,12 @@ impl HostTables {
         self.limit.map_or(usize::MAX, |l| l.saturating_sub(self.in_use + self.reserved))
     }
 
-    fn index(pa: PhysAddr) -> usize {
-        ((pa.0 - HOST_TABLE_BASE) / PAGE_SIZE) as usize
+    fn index(&self, pa: PhysAddr) -> usize {
+        ((pa.0 - self.base) / PAGE_SIZE) as usize
+    }
+
+    fn pa(&self, index: usize) -> PhysAddr {
+        PhysAddr(self.base + index as u64 * PAGE_SIZE)
     }
 
     fn grab(&mut self) -> PhysAddr {
@@ -93,7 +107,7 @@ impl HostTables {
             }
         };
         self.in_use += 1;
-        PhysAddr(HOST_TABLE_BASE + index as u64 * PAGE_SIZE)
+        self.pa(index)
     }
 
     /// Allocates `pages` zeroed contiguous pages aligned to their total
@@ -102,7 +116,7 @@ impl HostTables {
         if self.available() < pages {
             return Err(Error::NoMemory);
         }
-        while !self.pages.len().is_multiple_of(pages) {
+        while !(self.base / PAGE_SIZE + self.pages.len() as u64).is_multiple_of(pages as u64) {
             self.pages.push(None);
             self.free_list.push(self.pages.len() - 1);
         }
@@ -111,7 +125,7 @@ impl HostTables {
             self.pages.push(Some(zeroed_page()));
         }
         self.in_use += pages;
-        Ok(PhysAddr(HOST_TABLE_BASE + first as u64 * PAGE_SIZE))
+        Ok(self.pa(first))
     }
 
     /// The contents of every table page of `table`, in walk order: a
@@ -119,7 +133,7 @@ impl HostTables {
     pub fn snapshot(&self, table: &PageTable) -> Vec<(PhysAddr, Vec<u64>)> {
         let mut out = Vec::new();
         table.for_each_table_page(self, |pa, _| {
-            let page = self.pages[Self::index(pa)].as_ref().expect("walked a freed page");
+            let page = self.pages[self.index(pa)].as_ref().expect("walked a freed page");
             out.push((pa, page.iter().map(|e| e.load(Ordering::Relaxed)).collect()));
         });
         out
@@ -155,14 +169,14 @@ unsafe impl TableAllocator for HostTables {
     }
 
     fn free(&mut self, page: PhysAddr) {
-        let i = Self::index(page);
+        let i = self.index(page);
         assert!(self.pages[i].take().is_some(), "double free of {page:?}");
         self.free_list.push(i);
         self.in_use -= 1;
     }
 
     fn table(&self, page: PhysAddr) -> NonNull<RawTable> {
-        let boxed = self.pages[Self::index(page)]
+        let boxed = self.pages[self.index(page)]
             .as_ref()
             .unwrap_or_else(|| panic!("access to freed table page {page:?}"));
         NonNull::from(&**boxed)

@@ -18,6 +18,7 @@ use crate::{Errno, HypSide, PageMeta, Platform, Tracker};
 pub struct HypModel {
     pages: BTreeMap<u64, PageState>,
     counts: BTreeMap<PageStateKey, u64>,
+    in_use: BTreeSet<u64>,
     /// Make the next `map` fail with ENOMEM (once).
     pub fail_next_map: bool,
 }
@@ -69,11 +70,26 @@ impl HypSide for HypModel {
     fn unmap(&mut self, range: Range<u64>) {
         for pa in (range.start..range.end).step_by(PAGE_SIZE as usize) {
             self.set(pa, PageState::NoPage);
+            self.in_use.remove(&(pa / PAGE_SIZE));
         }
     }
 
     fn count(&self, state: PageState) -> u64 {
         key(state).and_then(|k| self.counts.get(&k).copied()).unwrap_or(0)
+    }
+
+    fn in_use(&self, pa: u64) -> bool {
+        self.in_use.contains(&(pa / PAGE_SIZE))
+    }
+
+    fn set_in_use(&mut self, range: Range<u64>, in_use: bool) {
+        for pfn in range.start / PAGE_SIZE..range.end / PAGE_SIZE {
+            if in_use {
+                self.in_use.insert(pfn);
+            } else {
+                self.in_use.remove(&pfn);
+            }
+        }
     }
 }
 

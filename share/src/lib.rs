@@ -75,6 +75,14 @@ pub trait HypSide {
 
     /// How many pages the hyp holds in `state`, for the invariant check.
     fn count(&self, state: PageState) -> u64;
+
+    /// Whether the hyp uses the Owned page at `pa` itself (its own image,
+    /// a guest's table pool): such pages never return to the host on the
+    /// host's request.
+    fn in_use(&self, pa: u64) -> bool;
+
+    /// Marks Owned pages as used by the hyp itself, or idle again.
+    fn set_in_use(&mut self, range: Range<u64>, in_use: bool);
 }
 
 /// Per-page bookkeeping that lives outside the page tables (at EL2, in the

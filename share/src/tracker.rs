@@ -391,6 +391,9 @@ impl<P: Platform> Tracker<P> {
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         hyp_check(&*hyp, &range, PageState::Owned)?;
+        if pages(&range).any(|pa| hyp.in_use(pa)) {
+            return Err(Errno::EPERM);
+        }
         host.check(&range, |i| i.owner == Some(OwnerId::HYP))?;
         let target = Target::Owner(OwnerId::HOST);
         let prepared = host.prepare(range.clone(), target)?;
@@ -398,6 +401,29 @@ impl<P: Platform> Tracker<P> {
         hyp.unmap(range.clone());
         host.commit(range, target, &mut reserved);
         host.release(reserved);
+        Ok(())
+    }
+
+    /// The hyp starts using Owned pages itself (a guest's table pool):
+    /// from now on the host cannot ask for them back.
+    pub fn hyp_claim(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        self.set_hyp_in_use(pfn, nr, true)
+    }
+
+    /// The hyp stops using pages it claimed; the host may reclaim them.
+    pub fn hyp_release(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        self.set_hyp_in_use(pfn, nr, false)
+    }
+
+    fn set_hyp_in_use(&self, pfn: u64, nr: u64, in_use: bool) -> Result<(), Errno> {
+        let host = self.lock_host();
+        let range = host.phys_range(pfn, nr)?;
+        let mut hyp = self.lock_hyp(&host);
+        hyp_check(&*hyp, &range, PageState::Owned)?;
+        if pages(&range).any(|pa| hyp.in_use(pa) == in_use) {
+            return Err(Errno::EPERM);
+        }
+        hyp.set_in_use(range, in_use);
         Ok(())
     }
 
