@@ -23,6 +23,8 @@ pub struct BootOptions {
     pub timeout: Duration,
     /// Boot with `s2rmap.break_init_check` and expect pKVM init to fail.
     pub break_init_check: bool,
+    /// More kernel command-line parameters (they come last, so they win).
+    pub append: Option<String>,
 }
 
 /// A QEMU CPU model, and the pKVM mode it gives.
@@ -70,9 +72,18 @@ pub fn cpus(arg: Option<&str>) -> Result<Vec<Cpu>> {
     }
 }
 
-/// The console log of one boot.
-pub fn log_path(cpu: Cpu) -> PathBuf {
-    util::target_dir().join(format!("boot-{}.log", cpu.name()))
+/// The console log of one boot: `target/boot-<cpu>.log` for the default variant,
+/// with the variant (and `-broken-init`) appended otherwise.
+pub fn log_path(cpu: Cpu, opts: &BootOptions) -> PathBuf {
+    let mut name = format!("boot-{}", cpu.name());
+    if opts.variant != Variant::S2rmap {
+        name.push('-');
+        name.push_str(opts.variant.name());
+    }
+    if opts.break_init_check {
+        name.push_str("-broken-init");
+    }
+    util::target_dir().join(format!("{name}.log"))
 }
 
 struct Outcome {
@@ -116,7 +127,7 @@ pub fn boot_cpus(cpus: &[Cpu], opts: &BootOptions) -> Result {
             "  {:<11} {verdict}  {}  (log: {})",
             o.cpu.name(),
             o.summary,
-            log_path(o.cpu).display()
+            log_path(o.cpu, opts).display()
         );
         for p in &o.problems {
             println!("      - {p}");
@@ -139,6 +150,10 @@ fn boot_one(
     if opts.break_init_check {
         append.push_str(" s2rmap.break_init_check");
     }
+    if let Some(extra) = &opts.append {
+        append.push(' ');
+        append.push_str(extra);
+    }
     let secs = opts.timeout.as_secs().max(1);
     let mut cmd = Command::new("timeout");
     cmd.args(["--kill-after=5", &format!("{}", secs + 10), "qemu-system-aarch64"])
@@ -152,7 +167,7 @@ fn boot_one(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let log = log_path(cpu);
+    let log = log_path(cpu, opts);
     let mut logf = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let _ = writeln!(logf, "# {}", util::show(&cmd));
     step(format!(

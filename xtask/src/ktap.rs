@@ -169,7 +169,10 @@ impl Console {
     pub fn feed(&mut self, line: &str) -> Option<Event> {
         let ev = if line.contains("Booting Linux on physical CPU") {
             Some(Event::KernelStarted)
-        } else if line.contains("mode initialized successfully") && line.contains("Protected") {
+        } else if !line.starts_with('#')
+            && (line.contains("Protected hVHE mode initialized successfully")
+                || line.contains("Protected nVHE mode initialized successfully"))
+        {
             Some(Event::PkvmInitialised(strip_timestamp(line)))
         } else if line.contains("s2rmap: EL2 Rust init check passed") {
             Some(Event::RustCheck(true))
@@ -371,6 +374,12 @@ ok 1 - a
     fn no_ktap_at_all_fails() {
         let p = feed("[ 0.1] Booting Linux on physical CPU 0x0\n").verdict(NVHE, false, false);
         assert!(p.iter().any(|l| l.contains("no KTAP output")), "{p:?}");
+    }
+
+    #[test]
+    fn ktap_diagnostics_are_not_kernel_lines() {
+        let c = feed("# no \"Protected hVHE mode initialized successfully\" in the log\n");
+        assert_eq!(c.pkvm_line(), None);
     }
 
     #[test]

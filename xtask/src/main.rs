@@ -5,7 +5,7 @@
 //! cargo xtask check-link [--debug]
 //! cargo xtask initramfs
 //! cargo xtask boot      [--cpu max|cortex-a72|both] [--debug] [--variant V]
-//!                       [--timeout SECS] [--break-init-check]
+//!                       [--timeout SECS] [--break-init-check] [--append ARGS]
 //! cargo xtask run       [--debug] [--variant V] [--timeout SECS]
 //! ```
 
@@ -36,6 +36,7 @@ options:
   --cpu C              max (hVHE) | cortex-a72 (nVHE) | both (default)
   --timeout SECS       hard limit for one boot (default 180)
   --break-init-check   boot with s2rmap.break_init_check and expect pKVM init to fail
+  --append \"ARGS\"      more kernel command-line parameters (after ours, so they win)
 ";
 
 #[derive(Debug, Default)]
@@ -45,6 +46,7 @@ struct Args {
     cpu: Option<String>,
     timeout: Option<u64>,
     break_init_check: bool,
+    append: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -63,6 +65,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 a.timeout = Some(v.parse().map_err(|_| format!("bad --timeout {v:?}"))?);
             }
             "--break-init-check" => a.break_init_check = true,
+            "--append" => a.append = Some(value("--append")?),
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
@@ -90,6 +93,7 @@ fn dispatch(cmd: &str, a: &Args) -> Result {
             variant: variant()?,
             timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(180)),
             break_init_check: a.break_init_check,
+            append: a.append.clone(),
         })
     };
     match cmd {
