@@ -382,7 +382,10 @@ fn configure(variant: Variant, tree: &Path, tar_hash: &str) -> Result {
         "config: merging {}",
         frags.iter().map(|f| file_name(f)).collect::<Vec<_>>().join(", ")
     ));
-    util::run_summarised(
+    // merge_config.sh reports every override at length; keep what matters.
+    let keep =
+        |l: &str| l.starts_with("Merging") || l.contains("WARNING") || l.contains("not in final");
+    util::run_filtered(
         Command::new(tree.join("scripts/kconfig/merge_config.sh"))
             .current_dir(tree)
             .env("ARCH", "arm64")
@@ -394,6 +397,7 @@ fn configure(variant: Variant, tree: &Path, tar_hash: &str) -> Result {
             .args(&frags),
         "merge_config",
         1000,
+        keep,
     )?;
     step("config: make olddefconfig");
     util::run_summarised(make(tree, &build).arg("olddefconfig"), "olddefconfig", 1000)?;

@@ -205,6 +205,21 @@ impl Console {
         })
     }
 
+    /// The first panic lines (a panic prints several matching lines), as problems.
+    fn panics(&self) -> Vec<String> {
+        const SHOWN: usize = 4;
+        let all: Vec<&String> = self
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Panic(l) = e { Some(l) } else { None })
+            .collect();
+        let mut p: Vec<String> = all.iter().take(SHOWN).map(|l| format!("panic: {l}")).collect();
+        if all.len() > SHOWN {
+            p.push(format!("panic: ... and {} more such lines", all.len() - SHOWN));
+        }
+        p
+    }
+
     fn has(&self, f: impl Fn(&Event) -> bool) -> bool {
         self.events.iter().any(f)
     }
@@ -216,10 +231,8 @@ impl Console {
         if timed_out {
             p.push("timed out".to_string());
         }
+        p.extend(self.panics());
         for e in &self.events {
-            if let Event::Panic(l) = e {
-                p.push(format!("panic: {l}"));
-            }
             if let Event::PkvmFailed(l) = e {
                 p.push(format!("pKVM init failed: {l}"));
             }
@@ -246,11 +259,7 @@ impl Console {
         if timed_out {
             p.push("timed out".to_string());
         }
-        for e in &self.events {
-            if let Event::Panic(l) = e {
-                p.push(format!("panic: {l}"));
-            }
-        }
+        p.extend(self.panics());
         if !self.has(|e| *e == Event::RustCheck(false)) {
             p.push("missing \"s2rmap: EL2 Rust init check failed\"".to_string());
         }

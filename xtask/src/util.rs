@@ -93,6 +93,16 @@ fn check_status(cmd: &Command, status: ExitStatus) -> Result {
 /// messages) is printed in full. On failure the last lines are printed again, so the
 /// error is at the bottom.
 pub fn run_summarised(cmd: &mut Command, label: &str, every: usize) -> Result {
+    run_filtered(cmd, label, every, |_| true)
+}
+
+/// As [`run_summarised`], but prints only the other lines that `keep` accepts.
+pub fn run_filtered(
+    cmd: &mut Command,
+    label: &str,
+    every: usize,
+    keep: impl Fn(&str) -> bool,
+) -> Result {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -128,7 +138,7 @@ pub fn run_summarised(cmd: &mut Command, label: &str, every: usize) -> Result {
             if count.is_multiple_of(every) {
                 step(format!("{label}: {count} steps, at {}", line.trim()));
             }
-        } else if !is_noise(&line) {
+        } else if !is_noise(&line) && (is_err || keep(&line)) {
             println!("{}{line}", if is_err { "  ! " } else { "  | " });
         }
     }
