@@ -92,13 +92,35 @@ pub type GuestExpect = (u32, u64, PageState);
 /// One statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Statement {
-    Memory { base: u64, size: u64 },
-    Guest { guest: u32, ipa_bits: u8 },
-    Run { guest: u32 },
-    Call { call: CallName, args: Vec<u64>, expect: Option<Expected> },
-    Expect { pfn: u64, host: PageState, hyp: PageState, guests: Vec<GuestExpect> },
+    Memory {
+        base: u64,
+        size: u64,
+    },
+    Guest {
+        guest: u32,
+        ipa_bits: u8,
+    },
+    Run {
+        guest: u32,
+    },
+    Call {
+        call: CallName,
+        args: Vec<u64>,
+        expect: Option<Expected>,
+    },
+    Expect {
+        pfn: u64,
+        host: PageState,
+        hyp: PageState,
+        guests: Vec<GuestExpect>,
+    },
     Check,
-    Dump { range: Option<(u64, u64)> },
+    Dump {
+        range: Option<(u64, u64)>,
+    },
+    /// A fresh machine with the same memory map: no guests, all pages the
+    /// host's.
+    Reset,
 }
 
 /// A statement and the line it came from.
@@ -218,6 +240,10 @@ fn parse_line(words: &[&str], line: usize) -> Result<Statement, ParseError> {
         "check" => {
             exact(0, "usage: check")?;
             Statement::Check
+        }
+        "reset" => {
+            exact(0, "usage: reset")?;
+            Statement::Reset
         }
         "dump" => match rest {
             [] => Statement::Dump { range: None },

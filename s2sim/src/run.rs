@@ -40,7 +40,7 @@ impl std::fmt::Display for Outcome {
         match self {
             Outcome::Ok => f.write_str("ok"),
             Outcome::Errno(e) => f.write_str(e.name()),
-            Outcome::Fault(owner) => write!(f, "fault (page owned by {owner})"),
+            Outcome::Fault(owner) => write!(f, "fault (page owned by id {})", owner.0),
             Outcome::GuestFault => f.write_str("fault"),
             Outcome::Mmio(ipa) => write!(f, "mmio (exit IPA {ipa:#x})"),
             Outcome::NotSupported => f.write_str("not supported"),
@@ -153,6 +153,18 @@ impl Runner {
             Outcome::Errno(Errno::from_code(code as i32).expect("a known errno"))
         };
         (regs, outcome)
+    }
+
+    /// An owner as the scenario names it: host, hyp, or `guest G`.
+    fn owner_name(&self, owner: Option<OwnerId>) -> String {
+        match owner {
+            None => "lender".into(),
+            Some(o) if o.is_guest() => match self.guests.iter().find(|(_, h)| **h == o) {
+                Some((g, _)) => format!("guest {g}"),
+                None => format!("torn-down guest (id {})", o.0),
+            },
+            Some(o) => o.to_string(),
+        }
     }
 
     fn handle(&self, guest: u64) -> u64 {
@@ -316,10 +328,11 @@ impl Runner {
         };
         let _ = writeln!(self.output, "{}:{line}: dump", self.file);
         let mut text = String::new();
-        let tracker = self.tracker();
+        self.tracker();
+        let tracker = self.tracker.as_ref().expect("created above");
         for (start, end) in regions {
             let result = tracker.for_each_run(start..end, |run| {
-                let owner = run.owner.map_or_else(|| "lender".to_string(), |o| o.to_string());
+                let owner = self.owner_name(run.owner);
                 let pages = (run.range.end - run.range.start) / PAGE_SIZE;
                 let _ = writeln!(
                     text,
@@ -386,6 +399,12 @@ impl Runner {
                 }
                 Statement::Check => self.check(line),
                 Statement::Dump { range } => self.dump(line, *range),
+                Statement::Reset => {
+                    self.tracker = None;
+                    self.factory = HostGuestFactory::default();
+                    self.guests.clear();
+                    self.next_pool = POOL_REGION.0;
+                }
             }
         }
     }

@@ -795,7 +795,7 @@ impl<P: Platform> Tracker<P> {
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
             let end = ipa.checked_add(size).ok_or(Errno::EINVAL)?;
-            if ipa % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 {
+            if !ipa.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             if end > guest.s2.unprotected_bit() {
