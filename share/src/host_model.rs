@@ -40,6 +40,11 @@ fn key(state: PageState) -> Option<PageStateKey> {
 }
 
 impl HypModel {
+    /// Every page the hyp holds: (page frame, state, in use by the hyp).
+    pub fn pages(&self) -> impl Iterator<Item = (u64, PageState, bool)> + '_ {
+        self.pages.iter().map(|(&pfn, &s)| (pfn, s, self.in_use.contains(&pfn)))
+    }
+
     fn set(&mut self, pa: u64, state: PageState) {
         let old = self.pages.remove(&(pa / PAGE_SIZE)).unwrap_or(PageState::NoPage);
         if let Some(k) = key(old) {
@@ -104,6 +109,11 @@ pub struct MetaModel {
 }
 
 impl MetaModel {
+    /// Every page with a pin or a guest share: (page frame, pins, shares).
+    pub fn counts(&self) -> impl Iterator<Item = (u64, u32, u32)> + '_ {
+        self.counts.iter().map(|(&pfn, &(pins, shares))| (pfn, pins, shares))
+    }
+
     fn update(&mut self, pa: u64, f: impl FnOnce(&mut (u32, u32))) {
         let e = self.counts.entry(pa / PAGE_SIZE).or_default();
         f(e);

@@ -141,7 +141,7 @@ impl<P: Platform> Host<P> {
     }
 
     fn info(&self, pa: u64) -> Result<PageInfo, Errno> {
-        self.s2.page_info(&self.alloc, pa).map_err(|_| Errno::EPERM)
+        Ok(self.s2.page_info(&self.alloc, pa)?)
     }
 
     fn prepare(&mut self, range: Range<u64>, target: Target) -> Result<Prepared, Errno> {
