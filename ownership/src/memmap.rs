@@ -5,9 +5,12 @@ use core::ops::Range;
 
 use pgtable::PAGE_SIZE;
 
-/// How many RAM regions the map holds (Linux's hyp `HYP_MEMBLOCK_REGIONS`
-/// is 128).
-pub const MAX_REGIONS: usize = 128;
+/// How many RAM regions the map holds. Linux allows the hyp 128
+/// (`HYP_MEMBLOCK_REGIONS`), but the map travels by value through the
+/// EL2 init path, whose stack is one page: 32 regions are 512 bytes. A
+/// machine with more gets [`MemoryMapError::Full`] at init, not a
+/// truncated map.
+pub const MAX_REGIONS: usize = 32;
 
 /// Why a region could not be added. The map is unchanged after any error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

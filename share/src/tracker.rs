@@ -22,6 +22,8 @@ struct Host<P: Platform> {
     alloc: P::HostAlloc,
     tlb: P::HostTlb,
     meta: P::Meta,
+    /// Attributes of guests' RAM mappings.
+    guest_ram: S2Attrs,
 }
 
 /// One protected guest.
@@ -72,11 +74,29 @@ pub struct Counters {
 /// The ownership tracker: every party, each behind its own lock, taken in
 /// the order host → hyp → guest.
 pub struct Tracker<P: Platform> {
-    host: Mutex<Host<P>>,
-    hyp: Mutex<P::Hyp>,
+    /// `None` until [`Tracker::install`]: a tracker is a plain `static` at
+    /// EL2, built in place (the EL2 stack is too small to build it on).
+    host: Mutex<Option<Host<P>>>,
+    hyp: Mutex<Option<P::Hyp>>,
     guests: [Mutex<Option<Guest<P>>>; MAX_GUESTS],
-    guest_ram: S2Attrs,
     host_faults: core::sync::atomic::AtomicU64,
+}
+
+/// A held lock on a party that exists; derefs to it.
+struct Held<'a, T>(MutexGuard<'a, Option<T>>);
+
+impl<T> core::ops::Deref for Held<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // `Held` is only built around `Some` (see `Tracker::lock`).
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T> core::ops::DerefMut for Held<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().unwrap_or_else(|| unreachable!())
+    }
 }
 
 impl<P: Platform> core::fmt::Debug for Tracker<P> {
@@ -270,23 +290,56 @@ impl<P: Platform> Tracker<P> {
         meta: P::Meta,
         guest_ram: S2Attrs,
     ) -> Self {
+        let tracker = Self::empty();
+        let installed = tracker.install(host_s2, host_alloc, host_tlb, hyp, meta, guest_ram);
+        debug_assert!(installed.is_ok());
+        tracker
+    }
+
+    /// A tracker with no parties yet: every call fails with EPERM until
+    /// [`install`](Self::install). All zero, so a `static` of it lives in
+    /// `.bss`.
+    #[must_use]
+    pub const fn empty() -> Self {
         Self {
-            host: Mutex::new(Host { s2: host_s2, alloc: host_alloc, tlb: host_tlb, meta }),
-            hyp: Mutex::new(hyp),
+            host: Mutex::new(None),
+            hyp: Mutex::new(None),
             guests: [const { Mutex::new(None) }; MAX_GUESTS],
-            guest_ram,
             host_faults: core::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    fn lock_host(&self) -> MutexGuard<'_, Host<P>> {
-        self.host.lock()
+    /// Installs the host and the hyp side, once. EBUSY the second time.
+    pub fn install(
+        &self,
+        host_s2: HostStage2,
+        host_alloc: P::HostAlloc,
+        host_tlb: P::HostTlb,
+        hyp: P::Hyp,
+        meta: P::Meta,
+        guest_ram: S2Attrs,
+    ) -> Result<(), Errno> {
+        let mut host = self.host.lock();
+        if host.is_some() {
+            return Err(Errno::EBUSY);
+        }
+        *self.hyp.lock() = Some(hyp);
+        *host = Some(Host { s2: host_s2, alloc: host_alloc, tlb: host_tlb, meta, guest_ram });
+        Ok(())
+    }
+
+    fn lock_host(&self) -> Result<Held<'_, Host<P>>, Errno> {
+        let guard = self.host.lock();
+        if guard.is_none() {
+            return Err(Errno::EPERM);
+        }
+        Ok(Held(guard))
     }
 
     /// The hyp lock. Taking `&Host` proves the host lock is held, which is
-    /// what keeps the order host → hyp.
-    fn lock_hyp(&self, _host: &Host<P>) -> MutexGuard<'_, P::Hyp> {
-        self.hyp.lock()
+    /// what keeps the order host → hyp; the hyp is installed with the host.
+    fn lock_hyp(&self, _host: &Host<P>) -> Held<'_, P::Hyp> {
+        Held(self.hyp.lock())
     }
 
     /// A guest's lock, taken after the host lock (and after the hyp lock
@@ -318,7 +371,7 @@ impl<P: Platform> Tracker<P> {
 
     /// The host lends `nr` pages at `pfn` to the hyp.
     pub fn host_share_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         host.check(&range, is_host_owned)?;
@@ -336,7 +389,7 @@ impl<P: Platform> Tracker<P> {
 
     /// The host takes back pages it lent to the hyp. EBUSY while pinned.
     pub fn host_unshare_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         host.check(&range, |i| {
@@ -367,7 +420,7 @@ impl<P: Platform> Tracker<P> {
 
     /// The host gives `nr` pages to the hyp.
     pub fn host_donate_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         host.check(&range, is_host_owned)?;
@@ -387,7 +440,7 @@ impl<P: Platform> Tracker<P> {
     /// The hyp gives `nr` pages back to the host (unmapped: the host maps
     /// them again on its next access).
     pub fn hyp_donate_host(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         hyp_check(&*hyp, &range, PageState::Owned)?;
@@ -416,7 +469,7 @@ impl<P: Platform> Tracker<P> {
     }
 
     fn set_hyp_in_use(&self, pfn: u64, nr: u64, in_use: bool) -> Result<(), Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         hyp_check(&*hyp, &range, PageState::Owned)?;
@@ -442,7 +495,7 @@ impl<P: Platform> Tracker<P> {
     /// The hyp pins pages the host shared with it, so that they cannot be
     /// unshared while the hyp uses them.
     pub fn hyp_pin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let hyp = self.lock_hyp(&host);
         self.check_hyp_shared(&host, &hyp, &range)?;
@@ -458,7 +511,7 @@ impl<P: Platform> Tracker<P> {
 
     /// Drops one pin. EPERM for a page that is not pinned.
     pub fn hyp_unpin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let hyp = self.lock_hyp(&host);
         self.check_hyp_shared(&host, &hyp, &range)?;
@@ -489,7 +542,7 @@ impl<P: Platform> Tracker<P> {
     ) -> Result<OwnerId, Errno> {
         let config = Stage2Config::new(ipa_bits).map_err(|_| Errno::EINVAL)?;
         let table = pgtable::PageTable::new(config, root).map_err(|_| Errno::EINVAL)?;
-        let _host = self.lock_host();
+        let _host = self.lock_host()?;
         let slots: &mut dyn Iterator<Item = usize> = match id {
             Some(id) if id.is_guest() => {
                 &mut core::iter::once((id.0 - OwnerId::FIRST_GUEST.0) as usize)
@@ -502,7 +555,7 @@ impl<P: Platform> Tracker<P> {
                 return Err(Errno::EINVAL);
             };
             if guard.is_none() {
-                let s2 = GuestStage2 { table, ram: self.guest_ram };
+                let s2 = GuestStage2 { table, ram: _host.guest_ram };
                 *guard = Some(Guest { s2, alloc, tlb, lifecycle: Lifecycle::New });
                 return Ok(OwnerId(OwnerId::FIRST_GUEST.0 + slot as u32));
             }
@@ -512,7 +565,7 @@ impl<P: Platform> Tracker<P> {
 
     /// Marks the guest as having run: its RIPAS can no longer be set up.
     pub fn run_guest(&self, id: OwnerId) -> Result<(), Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |g| {
             g.lifecycle = Lifecycle::Running;
@@ -523,7 +576,7 @@ impl<P: Platform> Tracker<P> {
     /// The host gives `nr` pages at `pfn` to guest `id`, mapped at `gfn`
     /// in its protected half.
     pub fn host_donate_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
@@ -556,7 +609,7 @@ impl<P: Platform> Tracker<P> {
     /// The host lends `nr` pages at `pfn` to guest `id`, mapped at `gfn` in
     /// its unprotected half. Several guests may borrow one page.
     pub fn host_share_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
@@ -600,7 +653,7 @@ impl<P: Platform> Tracker<P> {
     /// there is no mapping. A page returns to Owned when nobody borrows it
     /// any more.
     pub fn host_unshare_guest(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let hyp = self.lock_hyp(&host);
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
@@ -670,7 +723,7 @@ impl<P: Platform> Tracker<P> {
         } else {
             (PageState::SharedOwned, PageState::Owned, Target::Owner(id))
         };
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
             let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
@@ -738,7 +791,7 @@ impl<P: Platform> Tracker<P> {
     /// Guest `id` gives up its protected pages at `gfn`: their RIPAS
     /// becomes EMPTY, and they return to the host zeroed.
     pub fn guest_relinquish(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
             let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
@@ -791,7 +844,7 @@ impl<P: Platform> Tracker<P> {
     /// EINVAL if the range wraps, is misaligned or leaves the protected
     /// half; EPERM once the guest has run.
     pub fn init_ripas(&self, id: OwnerId, ipa: u64, size: u64) -> Result<(), Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
             let end = ipa.checked_add(size).ok_or(Errno::EINVAL)?;
@@ -831,7 +884,7 @@ impl<P: Platform> Tracker<P> {
     /// every page it borrowed is dropped (the host's share counts fall),
     /// and its table memory is handed back.
     pub fn teardown(&self, id: OwnerId) -> Result<Guest<P>, Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let hyp = self.lock_hyp(&host);
         let mut guard = self.lock_guest(&host, id)?;
         let Some(guest) = guard.as_mut() else { return Err(Errno::ENOENT) };
@@ -887,7 +940,7 @@ impl<P: Platform> Tracker<P> {
 
     /// A host stage-2 fault at `pa`: maps it if the host may have it.
     pub fn host_fault(&self, pa: u64) -> Result<HostAccess, Errno> {
-        let mut host = self.lock_host();
+        let mut host = self.lock_host()?;
         let host = &mut *host;
         let outcome = host.s2.host_fault(&mut host.alloc, &mut host.tlb, pa)?;
         self.host_faults.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
@@ -900,7 +953,7 @@ impl<P: Platform> Tracker<P> {
     /// A host access to `pa`: translates, or faults and is handled.
     pub fn host_access(&self, pa: u64) -> Result<HostAccess, Errno> {
         {
-            let host = self.lock_host();
+            let host = self.lock_host()?;
             if host.info(pa)?.mapped {
                 return Ok(HostAccess::Ok);
             }
@@ -910,7 +963,7 @@ impl<P: Platform> Tracker<P> {
 
     /// A guest access to `ipa`.
     pub fn guest_access(&self, id: OwnerId, ipa: u64) -> Result<GuestAccess, Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
             if ipa >= guest.s2.ipa_limit() {
@@ -927,24 +980,24 @@ impl<P: Platform> Tracker<P> {
 
     /// What the host stage-2 says about `pa`.
     pub fn host_page(&self, pa: u64) -> Result<PageInfo, Errno> {
-        self.lock_host().info(pa)
+        self.lock_host()?.info(pa)
     }
 
     /// The hyp's view of `pa`.
     pub fn hyp_state(&self, pa: u64) -> PageState {
-        let host = self.lock_host();
+        let Ok(host) = self.lock_host() else { return PageState::NoPage };
         self.lock_hyp(&host).state(pa)
     }
 
     /// Pins and guest shares of `pa`.
     pub fn page_counts(&self, pa: u64) -> (u32, u32) {
-        let host = self.lock_host();
+        let Ok(host) = self.lock_host() else { return (0, 0) };
         (host.meta.pins(pa), host.meta.guest_shares(pa))
     }
 
     /// Guest `id`'s view of its page at `gfn`: state and PA.
     pub fn guest_page(&self, id: OwnerId, gfn: u64) -> Result<(PageState, Option<u64>), Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
             let ipa = gfn
@@ -958,7 +1011,7 @@ impl<P: Platform> Tracker<P> {
 
     /// Guest `id`'s RIPAS at `ipa`, and whether it has run.
     pub fn guest_info(&self, id: OwnerId, ipa: u64) -> Result<(crate::Ripas, Lifecycle), Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |guest| {
             Ok((guest.s2.page(&guest.alloc, ipa).ripas, guest.lifecycle))
@@ -971,21 +1024,21 @@ impl<P: Platform> Tracker<P> {
         range: Range<u64>,
         mut f: impl FnMut(&ownership::Run),
     ) -> Result<(), Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         for run in host.s2.runs(&host.alloc, range) {
             f(&run.map_err(|_| Errno::EPERM)?);
         }
         Ok(())
     }
 
-    /// The memory map the tracker was built with.
-    pub fn with_memory<R>(&self, f: impl FnOnce(&ownership::MemoryMap) -> R) -> R {
-        f(self.lock_host().s2.memory())
+    /// The memory map the tracker was built with (`None` before install).
+    pub fn with_memory<R>(&self, f: impl FnOnce(&ownership::MemoryMap) -> R) -> Option<R> {
+        self.lock_host().ok().map(|h| f(h.s2.memory()))
     }
 
     /// Counters for the state-query hypercall.
     pub fn counters(&self) -> Counters {
-        let host = self.lock_host();
+        let Ok(host) = self.lock_host() else { return Counters::default() };
         let mut counters = Counters {
             host_table_pages: host.s2.table().total_pages() as u64,
             host_faults: self.host_faults.load(core::sync::atomic::Ordering::Relaxed),
@@ -1001,11 +1054,15 @@ impl<P: Platform> Tracker<P> {
 
     /// Runs `f` on the host's allocator, TLB and counters and on the hyp
     /// side, with their locks held: for tests and fault injection.
+    ///
+    /// # Panics
+    ///
+    /// If the tracker was never installed.
     pub fn with_platform<R>(
         &self,
         f: impl FnOnce(&mut P::HostAlloc, &mut P::HostTlb, &mut P::Meta, &mut P::Hyp) -> R,
     ) -> R {
-        let mut host = self.lock_host();
+        let Ok(mut host) = self.lock_host() else { panic!("tracker not installed") };
         let mut hyp = self.lock_hyp(&host);
         let host = &mut *host;
         f(&mut host.alloc, &mut host.tlb, &mut host.meta, &mut hyp)
@@ -1018,7 +1075,7 @@ impl<P: Platform> Tracker<P> {
         id: OwnerId,
         f: impl FnOnce(&mut P::GuestAlloc, &mut P::GuestTlb) -> R,
     ) -> Result<R, Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |g| Ok(f(&mut g.alloc, &mut g.tlb)))
     }
@@ -1029,7 +1086,7 @@ impl<P: Platform> Tracker<P> {
         id: OwnerId,
         mut f: impl FnMut(Range<u64>, u64, PageState),
     ) -> Result<(), Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |g| {
             for run in g.s2.table.leaves(&g.alloc, 0..g.s2.ipa_limit()) {
@@ -1045,7 +1102,7 @@ impl<P: Platform> Tracker<P> {
 
     /// Guest `id`'s IPA size in bits.
     pub fn guest_ipa_bits(&self, id: OwnerId) -> Result<u8, Errno> {
-        let host = self.lock_host();
+        let host = self.lock_host()?;
         let mut guard = self.lock_guest(&host, id)?;
         Self::with_guest(&mut guard, |g| Ok(g.s2.table.config().ipa_bits()))
     }
@@ -1054,10 +1111,10 @@ impl<P: Platform> Tracker<P> {
     pub(crate) fn with_all<R>(
         &self,
         f: impl FnOnce(&HostStage2, &P::HostAlloc, &P::Meta, &P::Hyp, &[Mutex<Option<Guest<P>>>]) -> R,
-    ) -> R {
-        let host = self.lock_host();
+    ) -> Option<R> {
+        let host = self.lock_host().ok()?;
         let hyp = self.lock_hyp(&host);
-        f(&host.s2, &host.alloc, &host.meta, &hyp, &self.guests)
+        Some(f(&host.s2, &host.alloc, &host.meta, &hyp, &self.guests))
     }
 }
 
