@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     memory.add(0x50000 << 12, 256 << 12).unwrap();
     let tracker = new_tracker(memory, 48, Some(64));
     let mut factory = HostGuestFactory::default();
-    let caps = Caps { test_calls: true };
+    let caps = Caps::ALL;
     for call in data.chunks_exact(15).take(64) {
         let mut regs = [0u64; 8];
         let func = Func::ALL[call[0] as usize % Func::ALL.len()];

@@ -73,7 +73,21 @@ pub fn decode(regs: &[u64; 8], caps: Caps) -> Decoded {
             | Func::GuestUnshareHost
             | Func::GuestRelinquish
     );
-    if test_only && !caps.test_calls {
+    let guest_call = matches!(
+        func,
+        Func::GuestCreate
+            | Func::GuestTeardown
+            | Func::GuestRun
+            | Func::GuestInitRipas
+            | Func::HostDonateGuest
+            | Func::HostShareGuest
+            | Func::HostUnshareGuest
+            | Func::GuestShareHost
+            | Func::GuestUnshareHost
+            | Func::GuestRelinquish
+            | Func::GuestPageQuery
+    );
+    if (test_only && !caps.test_calls) || (guest_call && !caps.guests) {
         return Decoded::Unsupported;
     }
     match decode_args(func, regs) {

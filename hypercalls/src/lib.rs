@@ -38,6 +38,13 @@ pub struct Caps {
     /// Accept the calls a guest or the hyp would normally make, issued by
     /// the host on their behalf (selftest kernels only).
     pub test_calls: bool,
+    /// Offer protected guests (a build with a guest table pool factory).
+    pub guests: bool,
+}
+
+impl Caps {
+    /// Everything on: the host model, s2sim and the selftest kernel.
+    pub const ALL: Self = Self { test_calls: true, guests: true };
 }
 
 #[cfg(any(test, feature = "host"))]

@@ -100,7 +100,7 @@ fn production_build_refuses_test_calls() {
     memory.add(0x4000_0000, 0x20_0000).unwrap();
     let tracker = new_tracker(memory, 48, None);
     let mut factory = HostGuestFactory::default();
-    let production = Caps { test_calls: false };
+    let production = Caps { test_calls: false, guests: true };
     let mut regs = [Func::HostShareHyp.id(), 0x40000, 0, 0, 0, 0, 0, 0];
     assert!(dispatch(&tracker, &mut factory, production, &mut regs));
     assert_eq!((regs[0], regs[1]), (SMCCC_RET_SUCCESS, 0));

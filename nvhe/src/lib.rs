@@ -13,7 +13,10 @@
 
 #![cfg_attr(target_os = "none", no_std)]
 
+#[cfg(target_os = "none")]
+mod el2;
 pub mod init_check;
+pub mod pool;
 
 #[cfg(target_os = "none")]
 mod panic;

@@ -137,7 +137,7 @@ impl Runner {
         let mut regs = [0u64; 8];
         regs[0] = func.id();
         regs[1..=args.len()].copy_from_slice(args);
-        let caps = Caps { test_calls: true };
+        let caps = Caps::ALL;
         self.tracker();
         let tracker = self.tracker.as_ref().expect("created above");
         assert!(

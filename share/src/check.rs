@@ -107,10 +107,10 @@ impl<P: Platform> Tracker<P> {
                     }
                 }
             }
-            if hyp.count(PageState::Owned) != host_hyp_owned {
+            if hyp.count(PageState::Owned).is_some_and(|n| n != host_hyp_owned) {
                 return fail(1, 0, "hyp-owned page count differs from the host stage-2's");
             }
-            if hyp.count(PageState::SharedBorrowed) > 0 {
+            if let Some(borrowed) = hyp.count(PageState::SharedBorrowed).filter(|n| *n > 0) {
                 // Every hyp-borrowed page was checked from the host side
                 // above only if the host said SharedOwned; count them.
                 let mut lent_to_hyp = 0u64;
@@ -121,7 +121,7 @@ impl<P: Platform> Tracker<P> {
                         }
                     }
                 }
-                if lent_to_hyp != hyp.count(PageState::SharedBorrowed) {
+                if lent_to_hyp != borrowed {
                     return fail(3, 0, "the hyp borrows a page outside RAM");
                 }
             }

@@ -79,8 +79,8 @@ impl HypSide for HypModel {
         }
     }
 
-    fn count(&self, state: PageState) -> u64 {
-        key(state).and_then(|k| self.counts.get(&k).copied()).unwrap_or(0)
+    fn count(&self, state: PageState) -> Option<u64> {
+        Some(key(state).and_then(|k| self.counts.get(&k).copied()).unwrap_or(0))
     }
 
     fn in_use(&self, pa: u64) -> bool {

@@ -73,8 +73,10 @@ pub trait HypSide {
     /// Takes `range` away from the hyp. Cannot fail.
     fn unmap(&mut self, range: Range<u64>);
 
-    /// How many pages the hyp holds in `state`, for the invariant check.
-    fn count(&self, state: PageState) -> u64;
+    /// How many pages the hyp holds in `state`, for the invariant check;
+    /// `None` where the implementation cannot count them cheaply (then the
+    /// check relies on the per-page comparison alone).
+    fn count(&self, state: PageState) -> Option<u64>;
 
     /// Whether the hyp uses the Owned page at `pa` itself (its own image,
     /// a guest's table pool): such pages never return to the host on the

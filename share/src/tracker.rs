@@ -24,6 +24,8 @@ struct Host<P: Platform> {
     meta: P::Meta,
     /// Attributes of guests' RAM mappings.
     guest_ram: S2Attrs,
+    /// Boot-time set-up is over.
+    sealed: bool,
 }
 
 /// One protected guest.
@@ -324,7 +326,14 @@ impl<P: Platform> Tracker<P> {
             return Err(Errno::EBUSY);
         }
         *self.hyp.lock() = Some(hyp);
-        *host = Some(Host { s2: host_s2, alloc: host_alloc, tlb: host_tlb, meta, guest_ram });
+        *host = Some(Host {
+            s2: host_s2,
+            alloc: host_alloc,
+            tlb: host_tlb,
+            meta,
+            guest_ram,
+            sealed: false,
+        });
         Ok(())
     }
 
@@ -1050,6 +1059,34 @@ impl<P: Platform> Tracker<P> {
             }
         }
         counters
+    }
+
+    /// Changes the host stage-2 alone, at boot, to describe memory the
+    /// hyp already holds (its image, its pools) before the host runs: the
+    /// hyp side is not consulted. EPERM after [`Tracker::seal`].
+    pub fn setup_host(&self, range: Range<u64>, target: Target) -> Result<(), Errno> {
+        let mut host = self.lock_host()?;
+        if host.sealed {
+            return Err(Errno::EPERM);
+        }
+        let host = &mut *host;
+        match target {
+            Target::Owner(owner) if owner != OwnerId::HOST => {
+                host.s2.set_owner(&mut host.alloc, &mut host.tlb, range, owner)?;
+            }
+            Target::State(state) => {
+                host.s2.set_state(&mut host.alloc, &mut host.tlb, range, state)?;
+            }
+            Target::Owner(_) => host.s2.unmap(&mut host.alloc, &mut host.tlb, range)?,
+        }
+        Ok(())
+    }
+
+    /// Ends boot-time set-up: [`Tracker::setup_host`] is refused from now
+    /// on.
+    pub fn seal(&self) -> Result<(), Errno> {
+        self.lock_host()?.sealed = true;
+        Ok(())
     }
 
     /// Runs `f` on the host's allocator, TLB and counters and on the hyp

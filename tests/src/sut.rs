@@ -31,7 +31,7 @@ impl Sut {
         Self {
             tracker: new_tracker(memory, PA_BITS as u8, None),
             factory: HostGuestFactory::default(),
-            caps: Caps { test_calls: true },
+            caps: Caps::ALL,
         }
     }
 

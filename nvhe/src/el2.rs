@@ -1,0 +1,397 @@
+//! s2rmap inside Linux's nVHE hypervisor: the platform the tracker runs on
+//! at EL2, and the `extern "C"` entry points the C code calls.
+//!
+//! What the C side keeps, and provides through the `s2rmap_c_*`
+//! callbacks below: the hyp's own stage-1 (mapping and unmapping pages at
+//! the hyp, reading their state), TLB maintenance for the host's VMID,
+//! the per-page refcounts in the hyp vmemmap (pins), zeroing a page
+//! through the hyp fixmap, and the list of RAM regions (`hyp_memory[]`).
+//!
+//! Every entry point returns `0` or a negative Linux errno, like the C
+//! functions it replaces.
+
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use arrayvec::ArrayVec;
+use hypercalls::{Caps, GuestFactory};
+use ownership::{HostMemoryTypes, HostStage2, MemoryMap, OwnerId, PageState, Target};
+use pgtable::{PAGE_SIZE, PhysAddr, Stage2Config, Tlb};
+use share::{Errno, HypSide, PageMeta, Platform, Tracker};
+
+use crate::pool::{LinearMap, PagePool, PoolBitmap};
+
+/// What a C callback returns on success.
+const OK: i32 = 0;
+
+unsafe extern "C" {
+    /// `hyp_physvirt_offset` (`nvhe/early_alloc.c`): hyp VA = PA - offset.
+    static hyp_physvirt_offset: i64;
+    fn s2rmap_c_nr_regions() -> u32;
+    fn s2rmap_c_region(index: u32, base: *mut u64, size: *mut u64);
+    fn s2rmap_c_tlb_flush_host(ipa: u64, size: u64, level: u32);
+    fn s2rmap_c_hyp_map(phys: u64, size: u64, state: u32) -> i32;
+    fn s2rmap_c_hyp_unmap(phys: u64, size: u64);
+    fn s2rmap_c_hyp_state(phys: u64) -> u32;
+    fn s2rmap_c_page_pins(phys: u64) -> u32;
+    fn s2rmap_c_page_set_pins(phys: u64, pins: u32);
+    fn s2rmap_c_zero_page(phys: u64);
+}
+
+/// `enum pkvm_page_state` values as the C callbacks exchange them.
+fn state_to_c(state: PageState) -> u32 {
+    match state {
+        PageState::Owned => 0,
+        PageState::SharedOwned => 1,
+        PageState::SharedBorrowed => 2,
+        PageState::NoPage => 3,
+    }
+}
+
+fn state_from_c(state: u32) -> PageState {
+    match state {
+        0 => PageState::Owned,
+        1 => PageState::SharedOwned,
+        2 => PageState::SharedBorrowed,
+        _ => PageState::NoPage,
+    }
+}
+
+fn errno_to_c(e: Errno) -> i32 {
+    -e.code()
+}
+
+fn result_to_c(r: Result<(), Errno>) -> i32 {
+    r.map_or_else(errno_to_c, |()| OK)
+}
+
+/// TLB maintenance for the host stage-2 (VMID 0), through KVM's own
+/// `__kvm_tlb_flush_vmid_range`.
+#[derive(Debug)]
+pub struct HostTlb;
+
+impl Tlb for HostTlb {
+    fn invalidate(&mut self, ipa: u64, size: u64, level: u8) {
+        // SAFETY: a plain C function that issues TLBI/DSB/ISB for the host
+        // VMID; any IPA range is valid input.
+        unsafe { s2rmap_c_tlb_flush_host(ipa, size, u32::from(level)) }
+    }
+
+    fn publish(&mut self) {
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+    }
+}
+
+/// Pages the host donated through the hypercall and the hyp does not use:
+/// the only hyp pages the host may ask back. Sorted, merged ranges.
+const IDLE_RANGES: usize = 64;
+
+/// The hyp's side, over the C hyp stage-1.
+#[derive(Debug)]
+pub struct HypStage1 {
+    idle: ArrayVec<Range<u64>, IDLE_RANGES>,
+}
+
+impl HypStage1 {
+    fn remove_idle(&mut self, range: &Range<u64>) {
+        let mut kept = ArrayVec::<Range<u64>, IDLE_RANGES>::new();
+        for r in self.idle.drain(..) {
+            for piece in [r.start..r.end.min(range.start), r.start.max(range.end)..r.end] {
+                if piece.start < piece.end && !kept.is_full() {
+                    kept.push(piece);
+                }
+            }
+        }
+        self.idle = kept;
+    }
+
+    /// Adds an idle range. When the set is full the pages stay "in use":
+    /// the safe side, at worst the host cannot ask for them back.
+    fn add_idle(&mut self, range: Range<u64>) {
+        let at = self.idle.partition_point(|r| r.end < range.start);
+        match self.idle.get_mut(at) {
+            Some(r) if r.start <= range.end => {
+                r.start = r.start.min(range.start);
+                r.end = r.end.max(range.end);
+            }
+            _ => {
+                if !self.idle.is_full() {
+                    self.idle.insert(at, range);
+                }
+            }
+        }
+    }
+}
+
+impl HypSide for HypStage1 {
+    fn state(&self, pa: u64) -> PageState {
+        // SAFETY: a read-only walk of the hyp stage-1 under its own lock.
+        state_from_c(unsafe { s2rmap_c_hyp_state(pa) })
+    }
+
+    fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno> {
+        // SAFETY: maps RAM pages the checks just proved the host gave the
+        // hyp; the C side takes the hyp stage-1 lock and returns an errno.
+        let ret =
+            unsafe { s2rmap_c_hyp_map(range.start, range.end - range.start, state_to_c(state)) };
+        if ret != OK {
+            return Err(Errno::from_code(-ret).unwrap_or(Errno::ENOMEM));
+        }
+        if state == PageState::Owned {
+            self.add_idle(range);
+        }
+        Ok(())
+    }
+
+    fn unmap(&mut self, range: Range<u64>) {
+        self.remove_idle(&range);
+        // SAFETY: unmaps pages the checks proved the hyp no longer holds.
+        unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) }
+    }
+
+    fn count(&self, _state: PageState) -> Option<u64> {
+        None
+    }
+
+    fn in_use(&self, pa: u64) -> bool {
+        !self.idle.iter().any(|r| r.contains(&pa))
+    }
+
+    fn set_in_use(&mut self, range: Range<u64>, in_use: bool) {
+        if in_use {
+            self.remove_idle(&range);
+        } else {
+            self.add_idle(range);
+        }
+    }
+}
+
+/// Pins live in the hyp vmemmap refcount, as in stock pKVM.
+#[derive(Debug)]
+pub struct VmemmapMeta;
+
+impl PageMeta for VmemmapMeta {
+    fn pins(&self, pa: u64) -> u32 {
+        // SAFETY: reads the vmemmap entry of a RAM page.
+        unsafe { s2rmap_c_page_pins(pa) }
+    }
+
+    fn set_pins(&mut self, pa: u64, pins: u32) {
+        // SAFETY: writes the vmemmap entry of a RAM page, under the host
+        // lock that every pin/unpin takes.
+        unsafe { s2rmap_c_page_set_pins(pa, pins) }
+    }
+
+    fn guest_shares(&self, _pa: u64) -> u32 {
+        // Guests are not offered at EL2 yet (`Caps::guests` is off), so no
+        // page is ever lent to one.
+        0
+    }
+
+    fn set_guest_shares(&mut self, _pa: u64, shares: u32) {
+        assert_eq!(shares, 0, "s2rmap: guest shares without guests");
+    }
+
+    fn zero(&mut self, range: Range<u64>) {
+        for pa in (range.start..range.end).step_by(PAGE_SIZE as usize) {
+            // SAFETY: zeroes a RAM page through the per-CPU fixmap.
+            unsafe { s2rmap_c_zero_page(pa) }
+        }
+    }
+}
+
+/// The EL2 platform.
+#[derive(Debug)]
+pub struct El2;
+
+impl Platform for El2 {
+    type HostAlloc = PagePool;
+    type HostTlb = HostTlb;
+    type Hyp = HypStage1;
+    type Meta = VmemmapMeta;
+    type GuestAlloc = PagePool;
+    type GuestTlb = HostTlb;
+}
+
+/// No guests at EL2 yet: creation is refused before anything changes
+/// (and `Caps::guests` keeps the calls from reaching here at all).
+struct NoGuests;
+
+impl GuestFactory<El2> for NoGuests {
+    fn build(&mut self, _: u8, _: Range<u64>) -> Result<(PhysAddr, PagePool, HostTlb), Errno> {
+        Err(Errno::EPERM)
+    }
+
+    fn dismantle(&mut self, _: PagePool, _: PhysAddr) -> Range<u64> {
+        0..0
+    }
+}
+
+/// The tracker. Zero bytes: it lives in `.hyp.bss` and is installed in
+/// place by [`s2rmap_host_init`].
+static TRACKER: Tracker<El2> = Tracker::empty();
+/// The host stage-2 pool's page bitmap, `.hyp.bss` too.
+static POOL_BITMAP: PoolBitmap = [const { AtomicU64::new(0) }; crate::pool::MAX_POOL_PAGES / 64];
+/// The physical address of the host stage-2 root, for `pgd_phys`.
+static HOST_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// The ABI this kernel offers the host.
+const CAPS: Caps = Caps { test_calls: cfg!(feature = "test-calls"), guests: false };
+
+fn linear_map() -> LinearMap {
+    // SAFETY: `hyp_physvirt_offset` is written by the host before the hyp
+    // is initialised and never changes afterwards.
+    LinearMap { phys_virt_offset: unsafe { hyp_physvirt_offset } }
+}
+
+fn memory_map() -> Result<MemoryMap, Errno> {
+    let mut memory = MemoryMap::new();
+    // SAFETY: plain reads of `hyp_memory[]`, set up before the hyp runs.
+    let regions = unsafe { s2rmap_c_nr_regions() };
+    for i in 0..regions {
+        let (mut base, mut size) = (0u64, 0u64);
+        // SAFETY: `i` is in range; the C side writes both out-parameters.
+        unsafe { s2rmap_c_region(i, &mut base, &mut size) };
+        memory.add(base, size).map_err(|_| Errno::EINVAL)?;
+    }
+    Ok(memory)
+}
+
+/// Builds the host stage-2 over the `pool_pages` pages of the host stage-2
+/// pool at hyp VA `pool_va`, for a `phys_shift`-bit physical address space.
+/// Replaces the table set-up of `kvm_host_prepare_stage2()`.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_init(pool_va: u64, pool_pages: u64, phys_shift: u32) -> i32 {
+    result_to_c(host_init(pool_va, pool_pages, phys_shift))
+}
+
+fn host_init(pool_va: u64, pool_pages: u64, phys_shift: u32) -> Result<(), Errno> {
+    let map = linear_map();
+    let config = u8::try_from(phys_shift)
+        .ok()
+        .and_then(|b| Stage2Config::new(b).ok())
+        .ok_or(Errno::EINVAL)?;
+    let pages = usize::try_from(pool_pages).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: Linux carved this range out of the hyp pool for the host
+    // stage-2 alone (`divide_memory_pool()`), and it is mapped read-write
+    // in the hyp's linear map; the bitmap is ours alone.
+    let mut pool = unsafe { PagePool::new(map.pa(pool_va), pages, map, &POOL_BITMAP) }
+        .map_err(|_| Errno::EINVAL)?;
+    let root = pool.take_contiguous(config.root_pages()).ok_or(Errno::ENOMEM)?;
+    // Linux runs the host without FWB on its stage-2 (KVM_PGTABLE_S2_NOFWB).
+    let s2 = HostStage2::new(config, root, memory_map()?, HostMemoryTypes::CLASSIC)
+        .map_err(Errno::from)?;
+    TRACKER.install(
+        s2,
+        pool,
+        HostTlb,
+        HypStage1 { idle: ArrayVec::new() },
+        VmemmapMeta,
+        pgtable::S2Attrs::RAM_RWX,
+    )?;
+    HOST_ROOT.store(root.0, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The physical address of the host stage-2 root (`mmu->pgd_phys`).
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_root() -> u64 {
+    HOST_ROOT.load(Ordering::Relaxed)
+}
+
+/// Boot-time set-up, from `fix_host_ownership()`: `[phys, phys + size)` is
+/// held by the hyp in `hyp_state` (its stage-1 view); record the host's
+/// side of it.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_setup_hyp_range(phys: u64, size: u64, hyp_state: u32) -> i32 {
+    let Some(end) = phys.checked_add(size) else { return errno_to_c(Errno::EINVAL) };
+    let target = match state_from_c(hyp_state) {
+        PageState::Owned => Target::Owner(OwnerId::HYP),
+        // The hyp lent it to the host / borrows it from the host.
+        PageState::SharedOwned => Target::State(PageState::SharedBorrowed),
+        PageState::SharedBorrowed => Target::State(PageState::SharedOwned),
+        PageState::NoPage => return errno_to_c(Errno::EINVAL),
+    };
+    result_to_c(TRACKER.setup_host(phys..end, target))
+}
+
+/// Ends boot-time set-up (after `fix_host_ownership()`).
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_setup_done() -> i32 {
+    result_to_c(TRACKER.seal())
+}
+
+/// A host stage-2 fault at `addr`: 0 when the access can be retried
+/// (mapped now, or already), -EPERM when the page is not the host's (the
+/// caller injects an abort), another errno when nothing could be done.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_abort(addr: u64) -> i32 {
+    match TRACKER.host_fault(addr) {
+        Ok(share::HostAccess::Ok) => OK,
+        Ok(share::HostAccess::Fault { .. }) => errno_to_c(Errno::EPERM),
+        Err(e) => errno_to_c(e),
+    }
+}
+
+/// `__pkvm_host_share_hyp(pfn)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_share_hyp(pfn: u64) -> i32 {
+    result_to_c(TRACKER.host_share_hyp(pfn, 1))
+}
+
+/// `__pkvm_host_unshare_hyp(pfn)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_unshare_hyp(pfn: u64) -> i32 {
+    result_to_c(TRACKER.host_unshare_hyp(pfn, 1))
+}
+
+/// `__pkvm_host_donate_hyp(pfn, nr)`: for the hyp's own use (VM and vCPU
+/// structures), so the pages are claimed at once and the host cannot ask
+/// for them back.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_donate_hyp(pfn: u64, nr: u64) -> i32 {
+    let donated = TRACKER.host_donate_hyp(pfn, nr).and_then(|()| TRACKER.hyp_claim(pfn, nr));
+    result_to_c(donated)
+}
+
+/// `__pkvm_hyp_donate_host(pfn, nr)`: the hyp is done with pages it used.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_hyp_donate_host(pfn: u64, nr: u64) -> i32 {
+    let returned = TRACKER.hyp_release(pfn, nr).and_then(|()| TRACKER.hyp_donate_host(pfn, nr));
+    result_to_c(returned)
+}
+
+fn page_span(from: u64, to: u64) -> Option<(u64, u64)> {
+    let start = from & !(PAGE_SIZE - 1);
+    let end = to.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1);
+    (end > start).then_some((start / PAGE_SIZE, (end - start) / PAGE_SIZE))
+}
+
+/// `hyp_pin_shared_mem(from, to)`, with physical addresses.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_hyp_pin(phys_from: u64, phys_to: u64) -> i32 {
+    let Some((pfn, nr)) = page_span(phys_from, phys_to) else { return errno_to_c(Errno::EINVAL) };
+    result_to_c(TRACKER.hyp_pin(pfn, nr))
+}
+
+/// `hyp_unpin_shared_mem(from, to)`, with physical addresses.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_hyp_unpin(phys_from: u64, phys_to: u64) -> i32 {
+    let Some((pfn, nr)) = page_span(phys_from, phys_to) else { return errno_to_c(Errno::EINVAL) };
+    result_to_c(TRACKER.hyp_unpin(pfn, nr))
+}
+
+/// Handles a host hypercall if it is one of s2rmap's: `regs` are the
+/// host's `x0..x7` (`&host_ctxt->regs.regs[0]`). Returns false, leaving
+/// them alone, for any other call.
+///
+/// # Safety
+///
+/// `regs` must point to at least eight writable `u64`s.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn s2rmap_handle_hcall(regs: *mut u64) -> bool {
+    // SAFETY: the caller passes the host context's register array, which
+    // holds 31 registers; we use the first eight.
+    let regs = unsafe { &mut *regs.cast::<[u64; 8]>() };
+    hypercalls::dispatch(&TRACKER, &mut NoGuests, CAPS, regs)
+}

@@ -1,0 +1,254 @@
+//! The host stage-2 table pool at EL2: the pages Linux reserves for the
+//! host stage-2 (`host_s2_pgtable_pages()` of them at `host_s2_pgt_base`),
+//! handed out one at a time with a reserve-first discipline.
+//!
+//! The free/used bitmap lives in caller-provided atomics (a `.bss` static
+//! at EL2), so the pool itself is a few words that can move by value
+//! through the one-page EL2 stack.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use pgtable::mm::RawTable;
+use pgtable::{Error, PAGE_SIZE, PhysAddr, TableAllocator};
+
+/// Pages one pool can manage: 32 MiB of tables, enough to map about 7 GiB
+/// of RAM page by page plus 1 GiB of MMIO (Linux's sizing).
+pub const MAX_POOL_PAGES: usize = 8192;
+
+/// The bitmap type: one bit per page, set when the page is handed out.
+pub type PoolBitmap = [AtomicU64; MAX_POOL_PAGES / 64];
+
+/// How a physical address is reached: `va = pa - offset` (Linux's
+/// `hyp_physvirt_offset`; zero on the host).
+#[derive(Clone, Copy, Debug)]
+pub struct LinearMap {
+    pub phys_virt_offset: i64,
+}
+
+impl LinearMap {
+    #[must_use]
+    pub fn va(&self, pa: u64) -> u64 {
+        pa.wrapping_sub(self.phys_virt_offset as u64)
+    }
+
+    #[must_use]
+    pub fn pa(&self, va: u64) -> u64 {
+        va.wrapping_add(self.phys_virt_offset as u64)
+    }
+}
+
+/// A pool of contiguous, page-aligned, mapped pages.
+#[derive(Debug)]
+pub struct PagePool {
+    base: u64,
+    pages: usize,
+    map: LinearMap,
+    used: &'static PoolBitmap,
+    free: usize,
+    reserved: usize,
+    hint: usize,
+}
+
+/// Why a pool cannot be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolError {
+    /// Base not page-aligned, or no pages.
+    BadRange,
+    /// More pages than [`MAX_POOL_PAGES`].
+    TooLarge,
+}
+
+impl PagePool {
+    /// A pool over the `pages` pages from physical address `base`, whose
+    /// bitmap is `used` (all clear).
+    ///
+    /// # Safety
+    ///
+    /// The range must be memory that nothing else uses for as long as the
+    /// pool lives, mapped read-write at `map.va(pa)`; `used` must belong
+    /// to this pool alone.
+    pub unsafe fn new(
+        base: u64,
+        pages: usize,
+        map: LinearMap,
+        used: &'static PoolBitmap,
+    ) -> Result<Self, PoolError> {
+        if !base.is_multiple_of(PAGE_SIZE) || pages == 0 {
+            return Err(PoolError::BadRange);
+        }
+        if pages > MAX_POOL_PAGES {
+            return Err(PoolError::TooLarge);
+        }
+        Ok(Self { base, pages, map, used, free: pages, reserved: 0, hint: 0 })
+    }
+
+    /// Pages not handed out.
+    #[must_use]
+    pub fn free_pages(&self) -> usize {
+        self.free
+    }
+
+    /// Pages handed out.
+    #[must_use]
+    pub fn used_pages(&self) -> usize {
+        self.pages - self.free
+    }
+
+    fn bit(&self, index: usize) -> bool {
+        self.used[index / 64].load(Ordering::Relaxed) & (1 << (index % 64)) != 0
+    }
+
+    fn set_bit(&self, index: usize, value: bool) {
+        let mask = 1u64 << (index % 64);
+        if value {
+            self.used[index / 64].fetch_or(mask, Ordering::Relaxed);
+        } else {
+            self.used[index / 64].fetch_and(!mask, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes `n` contiguous pages aligned to `n` pages (for a concatenated
+    /// root), zeroed.
+    pub fn take_contiguous(&mut self, n: usize) -> Option<PhysAddr> {
+        if n == 0 || self.free - self.reserved < n {
+            return None;
+        }
+        let first_aligned =
+            (self.base / PAGE_SIZE).next_multiple_of(n as u64) - self.base / PAGE_SIZE;
+        let mut start = first_aligned as usize;
+        while start + n <= self.pages {
+            if (start..start + n).all(|i| !self.bit(i)) {
+                for i in start..start + n {
+                    self.set_bit(i, true);
+                    self.zero(i);
+                }
+                self.free -= n;
+                return Some(PhysAddr(self.base + start as u64 * PAGE_SIZE));
+            }
+            start += n;
+        }
+        None
+    }
+
+    fn zero(&self, index: usize) {
+        let va = self.map.va(self.base + index as u64 * PAGE_SIZE);
+        // SAFETY: the page lies inside the pool, which `new`'s caller
+        // promised is mapped read-write at `map.va()` and used by nobody
+        // else; it was just marked used, so no table references it yet.
+        // The view is only used for the stores below.
+        let table = unsafe { &*(va as *const RawTable) };
+        for entry in table {
+            entry.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+// SAFETY: `table()` returns `map.va(pa)` for pages of the pool, which the
+// caller of `PagePool::new` promised are mapped read-write and used by
+// nothing else; a page stays valid until `free` (we never unmap).
+unsafe impl TableAllocator for PagePool {
+    fn reserve(&mut self, pages: usize) -> Result<(), Error> {
+        if self.free - self.reserved < pages {
+            return Err(Error::NoMemory);
+        }
+        self.reserved += pages;
+        Ok(())
+    }
+
+    fn take(&mut self) -> PhysAddr {
+        assert!(self.reserved > 0, "s2rmap: table page taken without a reservation");
+        let index = (0..self.pages)
+            .map(|i| (self.hint + i) % self.pages)
+            .find(|&i| !self.bit(i))
+            .unwrap_or_else(|| panic!("s2rmap: reserved table page missing"));
+        self.set_bit(index, true);
+        self.zero(index);
+        self.reserved -= 1;
+        self.free -= 1;
+        self.hint = (index + 1) % self.pages;
+        PhysAddr(self.base + index as u64 * PAGE_SIZE)
+    }
+
+    fn unreserve(&mut self, pages: usize) {
+        self.reserved -= pages;
+    }
+
+    fn free(&mut self, page: PhysAddr) {
+        let index = ((page.0 - self.base) / PAGE_SIZE) as usize;
+        assert!(
+            index < self.pages && self.bit(index),
+            "s2rmap: freeing a page the pool did not hand out"
+        );
+        self.set_bit(index, false);
+        self.free += 1;
+    }
+
+    fn table(&self, page: PhysAddr) -> NonNull<RawTable> {
+        NonNull::new(self.map.va(page.0) as *mut RawTable).unwrap_or(NonNull::dangling())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool over heap memory, identity "mapped" through its address.
+    fn heap_pool(pages: usize) -> (PagePool, Vec<u8>) {
+        static BITMAP: PoolBitmap = [const { AtomicU64::new(0) }; MAX_POOL_PAGES / 64];
+        for w in &BITMAP {
+            w.store(0, Ordering::Relaxed);
+        }
+        let mut mem = vec![0xa5u8; (pages + 1) * PAGE_SIZE as usize];
+        let base = (mem.as_mut_ptr() as u64).next_multiple_of(PAGE_SIZE);
+        // SAFETY: the range is our own heap buffer, alive for the test.
+        let pool =
+            unsafe { PagePool::new(base, pages, LinearMap { phys_virt_offset: 0 }, &BITMAP) };
+        (pool.unwrap(), mem)
+    }
+
+    #[test]
+    fn reserve_take_free_and_zeroing() {
+        let (mut pool, _mem) = heap_pool(8);
+        assert_eq!(pool.reserve(9), Err(Error::NoMemory));
+        pool.reserve(8).unwrap();
+        assert_eq!(pool.reserve(1), Err(Error::NoMemory), "reserved pages are not available");
+        let pages: Vec<PhysAddr> = (0..8).map(|_| pool.take()).collect();
+        for p in &pages {
+            // SAFETY: the page is ours and mapped at its address.
+            let table = unsafe { pool.table(*p).as_ref() };
+            assert!(
+                table.iter().all(|e| e.load(Ordering::Relaxed) == 0),
+                "handed-out pages are zeroed"
+            );
+        }
+        assert_eq!(pool.free_pages(), 0);
+        pool.free(pages[3]);
+        pool.reserve(1).unwrap();
+        assert_eq!(pool.take(), pages[3]);
+    }
+
+    #[test]
+    fn contiguous_roots_are_aligned() {
+        let (mut pool, _mem) = heap_pool(16);
+        let root = pool.take_contiguous(4).unwrap();
+        assert_eq!(root.0 % (4 * PAGE_SIZE), 0);
+        assert_eq!(pool.used_pages(), 4);
+        assert!(pool.take_contiguous(64).is_none());
+    }
+
+    #[test]
+    fn bad_pools_refused() {
+        static BITMAP: PoolBitmap = [const { AtomicU64::new(0) }; MAX_POOL_PAGES / 64];
+        let map = LinearMap { phys_virt_offset: 0 };
+        // SAFETY: never touched: construction fails.
+        unsafe {
+            assert_eq!(PagePool::new(0x1001, 1, map, &BITMAP).unwrap_err(), PoolError::BadRange);
+            assert_eq!(PagePool::new(0x1000, 0, map, &BITMAP).unwrap_err(), PoolError::BadRange);
+            assert_eq!(
+                PagePool::new(0x1000, MAX_POOL_PAGES + 1, map, &BITMAP).unwrap_err(),
+                PoolError::TooLarge
+            );
+        }
+    }
+}
