@@ -19,7 +19,7 @@
 #include <linux/debugfs.h>
 #include <linux/gfp.h>
 #include <linux/kernel.h>
-#include <linux/memblock.h>
+#include <linux/ioport.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/string.h>
@@ -114,6 +114,16 @@ static void expect_refused(const char *name, long got, long want, u64 pa,
 	result(true, name, NULL);
 }
 
+/* The last page of the RAM region holding @pfn. */
+static u64 last_ram_pfn(u64 pfn)
+{
+	while (page_is_ram(pfn + PTRS_PER_PTE))
+		pfn += PTRS_PER_PTE;
+	while (page_is_ram(pfn + 1))
+		pfn++;
+	return pfn;
+}
+
 static bool state_is(u64 pa, u32 owner, u8 host, u8 hyp)
 {
 	struct s2rmap_page_report r;
@@ -138,7 +148,7 @@ static void run_tests(void)
 	pfn = pa >> PAGE_SHIFT;
 	hyp_pa = page_to_phys(hyp_page);
 	hyp_pfn = hyp_pa >> PAGE_SHIFT;
-	last_pfn = PHYS_PFN(memblock_end_of_DRAM()) - 1;
+	last_pfn = last_ram_pfn(pfn);
 
 	/* A legal share, then the same share again. */
 	ret = s2_call(S2RMAP_FN_HOST_SHARE_HYP, pfn, 0, 0, 0, NULL);
