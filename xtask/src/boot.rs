@@ -102,9 +102,9 @@ pub fn boot_cpus(cpus: &[Cpu], opts: &BootOptions) -> Result {
             opts.variant.name()
         );
     }
-    let initrd = initramfs::archive();
+    let initrd = initramfs::archive(opts.variant);
     if !initrd.exists() {
-        initramfs::build()?;
+        initramfs::build(opts.variant)?;
     }
     let mut outcomes = Vec::new();
     for &cpu in cpus {

@@ -4,10 +4,12 @@
 //! (a device node, which would need root and `mknod` on disk): the kernel opens it as
 //! init's stdin/stdout/stderr before devtmpfs is mounted.
 //!
-//! Kernel modules: every `*.ko` in `target/initramfs/modules/` goes to `/lib/modules/`,
-//! where `/init` loads them (`finit_module`) and reports one KTAP result each.
+//! One archive per kernel variant, `target/initramfs/initramfs-<variant>.cpio`: the
+//! variant's modules (`cargo xtask module`, `target/linux/modules/<variant>/ko/`) and any
+//! `*.ko` dropped into `target/initramfs/modules/` go to `/lib/modules/`, where `/init`
+//! loads them (`finit_module`) and reports one KTAP result each.
 
-use crate::kernel::linux_dir;
+use crate::kernel::{Variant, linux_dir};
 use crate::util::{self, Result, bail, step};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,18 +19,18 @@ pub fn dir() -> PathBuf {
     util::target_dir().join("initramfs")
 }
 
-/// The archive QEMU loads.
-pub fn archive() -> PathBuf {
-    dir().join("initramfs.cpio")
+/// The archive QEMU loads for a variant.
+pub fn archive(variant: Variant) -> PathBuf {
+    dir().join(format!("initramfs-{}.cpio", variant.name()))
 }
 
-/// Where module builds drop the `.ko` files that go into the initramfs.
+/// Where extra `.ko` files can be dropped by hand, for every variant.
 pub fn modules_dir() -> PathBuf {
     dir().join("modules")
 }
 
-/// Builds `/init` and the archive; returns the archive's path.
-pub fn build() -> Result<PathBuf> {
+/// Builds `/init` and the variant's archive; returns the archive's path.
+pub fn build(variant: Variant) -> Result<PathBuf> {
     let src = linux_dir().join("initramfs/init.c");
     let init = dir().join("init");
     util::mkdir(&dir())?;
@@ -45,12 +47,13 @@ pub fn build() -> Result<PathBuf> {
     }
     cpio.char_dev("dev/console", 0o600, 5, 1);
     cpio.file("init", 0o755, &read_bytes(&init)?);
-    let modules = util::list(&modules_dir(), ".ko")?;
+    let mut modules = util::list(&crate::module::ko_dir(variant), ".ko")?;
+    modules.extend(util::list(&modules_dir(), ".ko")?);
     for m in &modules {
         let name = m.file_name().unwrap_or_default().to_string_lossy();
         cpio.file(&format!("lib/modules/{name}"), 0o644, &read_bytes(m)?);
     }
-    let out = archive();
+    let out = archive(variant);
     util::write(&out, cpio.finish())?;
     step(format!(
         "initramfs: {} ({} bytes, {} module(s))",

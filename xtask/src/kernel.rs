@@ -227,7 +227,7 @@ fn apply(tree: &Path, patch: &Path, reverse: bool) -> Result {
 /// A tree whose tarball is unchanged is updated in place: the old patches are reversed
 /// and the new ones applied, which bumps the modification time of every touched file so
 /// that `make` rebuilds exactly what changed.
-fn prepare_source(variant: Variant) -> Result<(PathBuf, String)> {
+fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
     let src_root = util::target_dir().join("linux/src");
     let name = variant.patchset();
     let tree = src_root.join(name);
@@ -240,7 +240,7 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String)> {
 
     if tree.join("Makefile").exists() && old.trim() == stamp {
         step(format!("source: reusing {} ({} patches)", tree.display(), new_patches.len()));
-        return Ok((tree, tar_hash));
+        return Ok((tree, tar_hash, patch_hash));
     }
     let old_applied = util::list(&applied_dir, ".patch")?;
     let same_tarball = old.split_whitespace().next() == Some(tar_hash.as_str());
@@ -288,7 +288,7 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String)> {
             .map_err(|e| format!("cannot copy {}: {e}", p.display()))?;
     }
     util::write(&stamp_file, format!("{stamp}\n"))?;
-    Ok((tree, tar_hash))
+    Ok((tree, tar_hash, patch_hash))
 }
 
 fn file_name(p: &Path) -> String {
@@ -354,12 +354,15 @@ pub fn verify_config(config: &str, wants: &[ConfigWant]) -> Vec<String> {
     errors
 }
 
-/// Configures the build directory unless it already matches the fragments.
-fn configure(variant: Variant, tree: &Path, tar_hash: &str) -> Result {
+/// Configures the build directory unless it already matches the fragments and the
+/// patches (which may add Kconfig options).
+fn configure(variant: Variant, tree: &Path, tar_hash: &str, patch_hash: &str) -> Result {
     let build = variant.build_dir();
     let stamp_file = build.join(".s2rmap-stamp");
     let mut h = Fnv::default();
-    h.add(variant.name().as_bytes()).add(tree.as_os_str().as_encoded_bytes());
+    h.add(variant.name().as_bytes())
+        .add(tree.as_os_str().as_encoded_bytes())
+        .add(patch_hash.as_bytes());
     for f in variant.fragments() {
         h.add_file(&f)?;
     }
@@ -420,8 +423,8 @@ pub fn kernel(variant: Variant) -> Result<PathBuf> {
     step(format!("kernel: variant {}", variant.name()));
     ensure_packages()?;
     let _lock = BuildLock::take(util::target_dir().join("linux/build.lock"))?;
-    let (tree, tar_hash) = prepare_source(variant)?;
-    configure(variant, &tree, &tar_hash)?;
+    let (tree, tar_hash, patch_hash) = prepare_source(variant)?;
+    configure(variant, &tree, &tar_hash, &patch_hash)?;
     let build = variant.build_dir();
     let mut cmd = make(&tree, &build);
     cmd.args(["-j2", "Image", "modules"]);

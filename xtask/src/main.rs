@@ -3,7 +3,8 @@
 //! ```text
 //! cargo xtask kernel    [--debug] [--variant stock|s2rmap|s2rmap-debug]
 //! cargo xtask check-link [--debug]
-//! cargo xtask initramfs
+//! cargo xtask module    [--debug] [--variant V]
+//! cargo xtask initramfs [--debug] [--variant V]
 //! cargo xtask boot      [--cpu max|cortex-a72|both] [--debug] [--variant V]
 //!                       [--timeout SECS] [--break-init-check] [--append ARGS]
 //! cargo xtask run       [--debug] [--variant V] [--timeout SECS]
@@ -14,6 +15,7 @@ mod initramfs;
 mod kernel;
 mod ktap;
 mod linkcheck;
+mod module;
 mod util;
 
 use kernel::Variant;
@@ -26,9 +28,11 @@ commands:
   kernel      unpack, patch, configure and build Linux 6.12 (Image + modules),
               then check the Rust object in kvm_nvhe.o
   check-link  only the link check of the Rust object, on an existing build
-  initramfs   build target/initramfs/initramfs.cpio (static /init printing KTAP)
+  module      build the kernel modules in nvhe/linux/*/Kbuild against the kernel
+  initramfs   build target/initramfs/initramfs-<variant>.cpio (static /init printing
+              KTAP, plus the variant's modules)
   boot        boot the kernel under QEMU and check the console
-  run         kernel + initramfs + boot on both CPUs
+  run         kernel + modules + initramfs + boot on both CPUs
 
 options:
   --variant V          stock | s2rmap (default) | s2rmap-debug
@@ -105,12 +109,14 @@ fn dispatch(cmd: &str, a: &Args) -> Result {
             }
             linkcheck::check_build(&v.build_dir(), &kernel::build_rust_lib()?)
         }
-        "initramfs" => initramfs::build().map(|_| ()),
+        "module" => module::build(variant()?).map(|_| ()),
+        "initramfs" => initramfs::build(variant()?).map(|_| ()),
         "boot" => boot::boot_cpus(&boot::cpus(a.cpu.as_deref())?, &opts()?),
         "run" => {
             let o = opts()?;
             kernel::kernel(o.variant)?;
-            initramfs::build()?;
+            module::build(o.variant)?;
+            initramfs::build(o.variant)?;
             boot::boot_cpus(&boot::cpus(a.cpu.as_deref())?, &o)
         }
         "help" | "--help" | "-h" => {
