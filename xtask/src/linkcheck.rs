@@ -265,7 +265,8 @@ pub fn find_fp_simd(disasm: &str) -> Vec<String> {
     found
 }
 
-/// Drops `// ...`, `; ...` and `<symbol+off>` from an operand string.
+/// Drops `// ...`, `; ...` and `<symbol+off>` from an operand string, with the address
+/// objdump prints before a `<symbol+off>` (`ldr x1, d0 <f+0xd0>`: `d0` is an address).
 fn strip_comments(s: &str) -> String {
     let s = s.split("//").next().unwrap_or("");
     let s = s.split(';').next().unwrap_or("");
@@ -273,13 +274,26 @@ fn strip_comments(s: &str) -> String {
     let mut depth = 0u32;
     for c in s.chars() {
         match c {
-            '<' => depth += 1,
+            '<' => {
+                if depth == 0 {
+                    let kept = out.trim_end().len();
+                    let word = out[..kept].rfind([' ', ',', '\t']).map_or(0, |i| i + 1);
+                    out.truncate(word);
+                }
+                depth += 1;
+            }
             '>' if depth > 0 => depth -= 1,
             _ if depth == 0 => out.push(c),
             _ => {}
         }
     }
     out
+}
+
+/// Instructions whose last operand may be a bare address (printed in hex).
+fn takes_address(mnemonic: &str) -> bool {
+    matches!(mnemonic, "b" | "bl" | "cbz" | "cbnz" | "tbz" | "tbnz" | "adr" | "adrp")
+        || mnemonic.starts_with("b.")
 }
 
 fn uses_fp_simd(mnemonic: &str, operands: &str) -> bool {
@@ -291,26 +305,38 @@ fn uses_fp_simd(mnemonic: &str, operands: &str) -> bool {
     if mnemonic.starts_with('f') {
         return true;
     }
-    operands
+    let tokens: Vec<&str> = operands
         .split(|c: char| {
             c == ',' || c == '[' || c == ']' || c == '{' || c == '}' || c.is_whitespace()
         })
         .filter(|t| !t.is_empty())
-        .any(|t| {
-            let t = t.to_ascii_lowercase();
-            if t.starts_with("fpcr") || t.starts_with("fpsr") || t.starts_with("fpexc") {
-                return true;
-            }
-            let reg = t.split('.').next().unwrap_or("");
-            let mut chars = reg.chars();
-            let Some(kind) = chars.next() else { return false };
-            let num: String = chars.collect();
-            matches!(kind, 'v' | 'q' | 'd' | 's' | 'h' | 'b' | 'z')
-                && !num.is_empty()
-                && num.len() <= 2
-                && num.chars().all(|c| c.is_ascii_digit())
-                && num.parse::<u32>().is_ok_and(|n| n < 32)
-        })
+        .collect();
+    let last = tokens.len().saturating_sub(1);
+    tokens.iter().enumerate().any(|(i, t)| {
+        // `b d0`, `cbz w1, b4`: a branch target, not a register.
+        if i == last && takes_address(mnemonic) && t.chars().all(|c| c.is_ascii_hexdigit()) {
+            return false;
+        }
+        is_fp_register(t)
+    })
+}
+
+/// `v0`..`v31` (with an arrangement), `q`/`d`/`s`/`h`/`b` scalars, SVE `z`, and the FP
+/// control registers.
+fn is_fp_register(token: &str) -> bool {
+    let t = token.to_ascii_lowercase();
+    if t.starts_with("fpcr") || t.starts_with("fpsr") || t.starts_with("fpexc") {
+        return true;
+    }
+    let reg = t.split('.').next().unwrap_or("");
+    let mut chars = reg.chars();
+    let Some(kind) = chars.next() else { return false };
+    let num: String = chars.collect();
+    matches!(kind, 'v' | 'q' | 'd' | 's' | 'h' | 'b' | 'z')
+        && !num.is_empty()
+        && num.len() <= 2
+        && num.chars().all(|c| c.is_ascii_digit())
+        && num.parse::<u32>().is_ok_and(|n| n < 32)
 }
 
 /// Runs all checks on a finished build directory.
@@ -518,6 +544,13 @@ Section Headers:
   2c:\tmrs\tx0, vttbr_el2
   30:\tstr\tx0, [x1, #0xd0]
   34:\tcsel\tx0, x1, x2, hs
+  38:\tb\td0 <s2rmap_init_check+0xd0>
+  3c:\tcbz\tw24, d4 <s2rmap_init_check+0xd4>
+  40:\tb.cc\tb8 <s2rmap_init_check+0xb8>  // b.lo, b.ul, b.last
+  44:\ttbnz\tw0, #3, b4 <s2rmap_init_check+0xb4>
+  48:\tadr\tx0, d8
+  4c:\tldr\tx1, 1d0 <s2rmap_init_check+0x1d0>
+  50:\tldr\tx1, d0 <s2rmap_init_check+0xd0>
 ";
 
     #[test]
@@ -537,6 +570,8 @@ Section Headers:
             "  38:\tst1\t{v0.16b, v1.16b}, [x0]",
             "  38:\tdup\tv1.4s, w0",
             "  38:\tstp\tq0, q1, [sp, #32]",
+            "  38:\tldr\td0, 1c0 <s2rmap_init_check+0x1c0>",
+            "  38:\tfcvtzs\tw0, d0",
         ] {
             let text = format!("{DISASM_OK}{bad}\n");
             let found = find_fp_simd(&text);
