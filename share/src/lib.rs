@@ -46,6 +46,7 @@ mod errno;
 mod guest;
 #[cfg(any(test, feature = "host"))]
 pub mod host_model;
+mod slot;
 mod tracker;
 
 pub use check::Violation;

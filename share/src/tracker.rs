@@ -9,6 +9,7 @@ use pgtable::{
 use spin::{Mutex, MutexGuard};
 
 use crate::guest::{GuestAccess, GuestStage2, Half, Lifecycle, RIPAS_RAM, page_range};
+use crate::slot::Slot;
 use crate::{Errno, HypSide, PageMeta, Platform};
 
 /// How many guests can exist at once.
@@ -78,14 +79,14 @@ pub struct Counters {
 pub struct Tracker<P: Platform> {
     /// `None` until [`Tracker::install`]: a tracker is a plain `static` at
     /// EL2, built in place (the EL2 stack is too small to build it on).
-    host: Mutex<Option<Host<P>>>,
-    hyp: Mutex<Option<P::Hyp>>,
-    guests: [Mutex<Option<Guest<P>>>; MAX_GUESTS],
+    host: Mutex<Slot<Host<P>>>,
+    hyp: Mutex<Slot<P::Hyp>>,
+    guests: [Mutex<Slot<Guest<P>>>; MAX_GUESTS],
     host_faults: core::sync::atomic::AtomicU64,
 }
 
 /// A held lock on a party that exists; derefs to it.
-struct Held<'a, T>(MutexGuard<'a, Option<T>>);
+struct Held<'a, T>(MutexGuard<'a, Slot<T>>);
 
 impl<T> core::ops::Deref for Held<'_, T> {
     type Target = T;
@@ -304,9 +305,9 @@ impl<P: Platform> Tracker<P> {
     #[must_use]
     pub const fn empty() -> Self {
         Self {
-            host: Mutex::new(None),
-            hyp: Mutex::new(None),
-            guests: [const { Mutex::new(None) }; MAX_GUESTS],
+            host: Mutex::new(Slot::Empty),
+            hyp: Mutex::new(Slot::Empty),
+            guests: [const { Mutex::new(Slot::Empty) }; MAX_GUESTS],
             host_faults: core::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -322,11 +323,11 @@ impl<P: Platform> Tracker<P> {
         guest_ram: S2Attrs,
     ) -> Result<(), Errno> {
         let mut host = self.host.lock();
-        if host.is_some() {
+        if !host.is_empty() {
             return Err(Errno::EBUSY);
         }
-        *self.hyp.lock() = Some(hyp);
-        *host = Some(Host {
+        *self.hyp.lock() = Slot::Full(hyp);
+        *host = Slot::Full(Host {
             s2: host_s2,
             alloc: host_alloc,
             tlb: host_tlb,
@@ -339,7 +340,7 @@ impl<P: Platform> Tracker<P> {
 
     fn lock_host(&self) -> Result<Held<'_, Host<P>>, Errno> {
         let guard = self.host.lock();
-        if guard.is_none() {
+        if guard.is_empty() {
             return Err(Errno::EPERM);
         }
         Ok(Held(guard))
@@ -357,10 +358,10 @@ impl<P: Platform> Tracker<P> {
         &self,
         _host: &Host<P>,
         id: OwnerId,
-    ) -> Result<MutexGuard<'_, Option<Guest<P>>>, Errno> {
+    ) -> Result<MutexGuard<'_, Slot<Guest<P>>>, Errno> {
         let slot = id.0.checked_sub(OwnerId::FIRST_GUEST.0).ok_or(Errno::ENOENT)? as usize;
         let guard = self.guests.get(slot).ok_or(Errno::ENOENT)?.lock();
-        if guard.is_none() {
+        if guard.is_empty() {
             return Err(Errno::ENOENT);
         }
         Ok(guard)
@@ -368,7 +369,7 @@ impl<P: Platform> Tracker<P> {
 
     /// Runs `f` on the existing guest `id`.
     fn with_guest<R>(
-        guard: &mut MutexGuard<'_, Option<Guest<P>>>,
+        guard: &mut MutexGuard<'_, Slot<Guest<P>>>,
         f: impl FnOnce(&mut Guest<P>) -> Result<R, Errno>,
     ) -> Result<R, Errno> {
         guard.as_mut().map_or(Err(Errno::ENOENT), f)
@@ -563,9 +564,9 @@ impl<P: Platform> Tracker<P> {
             let Some(mut guard) = self.guests.get(slot).map(|m| m.lock()) else {
                 return Err(Errno::EINVAL);
             };
-            if guard.is_none() {
+            if guard.is_empty() {
                 let s2 = GuestStage2 { table, ram: _host.guest_ram };
-                *guard = Some(Guest { s2, alloc, tlb, lifecycle: Lifecycle::New });
+                *guard = Slot::Full(Guest { s2, alloc, tlb, lifecycle: Lifecycle::New });
                 return Ok(OwnerId(OwnerId::FIRST_GUEST.0 + slot as u32));
             }
         }
@@ -1147,7 +1148,7 @@ impl<P: Platform> Tracker<P> {
     /// Runs `f` with every lock held, in order, for the invariant check.
     pub(crate) fn with_all<R>(
         &self,
-        f: impl FnOnce(&HostStage2, &P::HostAlloc, &P::Meta, &P::Hyp, &[Mutex<Option<Guest<P>>>]) -> R,
+        f: impl FnOnce(&HostStage2, &P::HostAlloc, &P::Meta, &P::Hyp, &[Mutex<Slot<Guest<P>>>]) -> R,
     ) -> Option<R> {
         let host = self.lock_host().ok()?;
         let hyp = self.lock_hyp(&host);
