@@ -75,7 +75,7 @@ fn function_ids_follow_linux() {
 
 #[test]
 fn malformed_arguments_are_einval() {
-    let caps = Caps::default();
+    let caps = Caps { test_calls: false, guests: true };
     let call = |f: Func, a: &[u64]| {
         let mut r = [0u64; 8];
         r[0] = f.id();
@@ -92,6 +92,14 @@ fn malformed_arguments_are_einval() {
     assert_eq!(call(Func::GuestCreate, &[40, 0x40000, 0]), Decoded::Invalid(Errno::EINVAL));
     // Flags outside the permitted mask are filtered, never passed on.
     assert_eq!(GuestCreateArgs::from_word(0xffff_ff28), GuestCreateArgs { ipa_bits: 40, flags: 0 });
+}
+
+#[test]
+fn guest_calls_refused_without_guest_support() {
+    let mut regs = [Func::GuestCreate.id(), 40, 0x40000, 64, 0, 0, 0, 0];
+    assert_eq!(decode(&regs, Caps { test_calls: true, guests: false }), Decoded::Unsupported);
+    regs[0] = Func::HostDonateGuest.id();
+    assert_eq!(decode(&regs, Caps { test_calls: true, guests: false }), Decoded::Unsupported);
 }
 
 #[test]
