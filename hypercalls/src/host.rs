@@ -17,6 +17,8 @@ use crate::GuestFactory;
 #[derive(Debug, Default)]
 pub struct HostGuestFactory {
     pools: BTreeMap<u64, Range<u64>>,
+    /// Given to every guest table pool this factory builds.
+    pub injector: Option<std::sync::Arc<pgtable::host::FaultInjector>>,
 }
 
 impl GuestFactory<HostPlatform> for HostGuestFactory {
@@ -28,6 +30,7 @@ impl GuestFactory<HostPlatform> for HostGuestFactory {
         let config = Stage2Config::new(ipa_bits).map_err(|_| Errno::EINVAL)?;
         let pages = ((pool.end - pool.start) / PAGE_SIZE) as usize;
         let mut alloc = HostTables::with_base(pool.start, Some(pages));
+        alloc.set_injector(self.injector.clone());
         let root = alloc.alloc_root(config.root_pages()).map_err(|_| Errno::ENOMEM)?;
         if root.0 + (config.root_pages() as u64) * PAGE_SIZE > pool.end {
             return Err(Errno::ENOMEM);

@@ -10,7 +10,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::mm::{ENTRIES_PER_TABLE, RawTable};
 use crate::{Descriptor, Error, PAGE_SIZE, PageTable, PhysAddr, TableAllocator, Tlb};
@@ -19,9 +20,55 @@ use crate::{Descriptor, Error, PAGE_SIZE, PageTable, PhysAddr, TableAllocator, T
 /// any RAM a test declares, so table pages never alias test memory.
 pub const HOST_TABLE_BASE: u64 = 0xf000_0000_0000;
 
+/// Fails the n-th allocation point from now, across every allocator (and
+/// any other fallible step) that shares it: tables of several parties and
+/// the hyp's stage-1 alike. Each point calls [`FaultInjector::hit`].
+#[derive(Debug, Default)]
+pub struct FaultInjector {
+    countdown: AtomicI64,
+    fired: AtomicU64,
+}
+
+impl FaultInjector {
+    /// A shared, disarmed injector.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Makes the `n`-th allocation point from now fail (1-based).
+    pub fn arm(&self, n: u64) {
+        self.countdown.store(n as i64, Ordering::SeqCst);
+    }
+
+    /// Disarms without firing.
+    pub fn disarm(&self) {
+        self.countdown.store(0, Ordering::SeqCst);
+    }
+
+    /// Called at an allocation point: true if this one must fail.
+    pub fn hit(&self) -> bool {
+        let before = self.countdown.load(Ordering::SeqCst);
+        if before <= 0 {
+            return false;
+        }
+        self.countdown.store(before - 1, Ordering::SeqCst);
+        if before == 1 {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
+    /// How many failures were injected.
+    pub fn fired(&self) -> u64 {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
 /// Heap-backed table pages with fake, stable physical addresses.
 #[derive(Debug, Default)]
 pub struct HostTables {
+    injector: Option<Arc<FaultInjector>>,
     base: u64,
     pages: Vec<Option<Box<RawTable>>>,
     free_list: Vec<usize>,
@@ -66,6 +113,17 @@ impl HostTables {
     /// `NoMemory`, once.
     pub fn fail_nth_reserve(&mut self, n: u64) {
         self.fail_reserve_call = Some(self.reserve_calls + n);
+    }
+
+    /// Shares `injector` with this allocator: every `reserve` is an
+    /// allocation point.
+    pub fn set_injector(&mut self, injector: Option<Arc<FaultInjector>>) {
+        self.injector = injector;
+    }
+
+    /// Cancels an armed failure that has not fired.
+    pub fn disarm(&mut self) {
+        self.fail_reserve_call = None;
     }
 
     /// How many `reserve` calls have been made.
@@ -146,6 +204,10 @@ impl HostTables {
 unsafe impl TableAllocator for HostTables {
     fn reserve(&mut self, pages: usize) -> Result<(), Error> {
         self.reserve_calls += 1;
+        if self.injector.as_ref().is_some_and(|i| i.hit()) {
+            self.injected_failures += 1;
+            return Err(Error::NoMemory);
+        }
         if self.fail_reserve_call == Some(self.reserve_calls) {
             self.fail_reserve_call = None;
             self.injected_failures += 1;

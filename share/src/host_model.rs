@@ -19,6 +19,8 @@ pub struct HypModel {
     pages: BTreeMap<u64, PageState>,
     counts: BTreeMap<PageStateKey, u64>,
     in_use: BTreeSet<u64>,
+    /// Shared allocation-failure injection: `map` is an allocation point.
+    pub injector: Option<std::sync::Arc<pgtable::host::FaultInjector>>,
     /// Make the next `map` fail with ENOMEM (once).
     pub fail_next_map: bool,
 }
@@ -63,7 +65,9 @@ impl HypSide for HypModel {
     }
 
     fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno> {
-        if std::mem::take(&mut self.fail_next_map) {
+        if std::mem::take(&mut self.fail_next_map)
+            || self.injector.as_ref().is_some_and(|i| i.hit())
+        {
             return Err(Errno::ENOMEM);
         }
         for pa in (range.start..range.end).step_by(PAGE_SIZE as usize) {
@@ -197,4 +201,46 @@ pub fn create_guest(
     let root = alloc.alloc_root(config.root_pages()).map_err(|_| Errno::ENOMEM)?;
     alloc.set_limit(pages.map(|n| n + config.root_pages()));
     tracker.create_guest(id, ipa_bits, root, alloc, CheckingTlb::default())
+}
+
+/// Everything the tracker holds, byte for byte: every table page of the
+/// host and of every guest, the hyp's pages, the counters. Two snapshots
+/// are equal exactly when nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub host_tables: Vec<(pgtable::PhysAddr, Vec<u64>)>,
+    pub host_pool_in_use: usize,
+    pub hyp: Vec<(u64, PageState, bool)>,
+    pub counts: Vec<(u64, u32, u32)>,
+    pub zeroed: usize,
+    /// Per live guest: slot, table pages, pool pages in use, has run.
+    pub guests: Vec<(usize, Vec<(pgtable::PhysAddr, Vec<u64>)>, usize, bool)>,
+}
+
+impl Tracker<HostPlatform> {
+    /// A byte-for-byte picture of every party.
+    ///
+    /// # Panics
+    ///
+    /// If the tracker was never installed.
+    pub fn snapshot(&self) -> Snapshot {
+        self.with_all(|host, alloc, meta, hyp, guests| Snapshot {
+            host_tables: alloc.snapshot(host.table()),
+            host_pool_in_use: alloc.in_use(),
+            hyp: hyp.pages().collect(),
+            counts: meta.counts().collect(),
+            zeroed: meta.zeroed.len(),
+            guests: guests
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, g)| {
+                    let g = g.lock();
+                    let g = g.as_ref()?;
+                    let (s2, alloc) = g.stage2();
+                    Some((slot, alloc.snapshot(&s2.table), alloc.in_use(), g.has_run()))
+                })
+                .collect(),
+        })
+        .expect("tracker installed")
+    }
 }

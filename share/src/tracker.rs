@@ -1160,4 +1160,8 @@ impl<P: Platform> Guest<P> {
     pub(crate) fn stage2(&self) -> (&GuestStage2, &P::GuestAlloc) {
         (&self.s2, &self.alloc)
     }
+
+    pub(crate) fn has_run(&self) -> bool {
+        self.lifecycle == Lifecycle::Running
+    }
 }

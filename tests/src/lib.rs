@@ -8,4 +8,5 @@
 //!   shape.
 
 pub mod refmodel;
+pub mod strategies;
 pub mod sut;
