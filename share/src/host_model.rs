@@ -206,15 +206,26 @@ pub fn create_guest(
 /// Everything the tracker holds, byte for byte: every table page of the
 /// host and of every guest, the hyp's pages, the counters. Two snapshots
 /// are equal exactly when nothing changed.
+/// Every table page of one table, with its contents.
+pub type TablePages = Vec<(pgtable::PhysAddr, Vec<u64>)>;
+
+/// One live guest in a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestSnapshot {
+    pub slot: usize,
+    pub tables: TablePages,
+    pub pool_in_use: usize,
+    pub has_run: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    pub host_tables: Vec<(pgtable::PhysAddr, Vec<u64>)>,
+    pub host_tables: TablePages,
     pub host_pool_in_use: usize,
     pub hyp: Vec<(u64, PageState, bool)>,
     pub counts: Vec<(u64, u32, u32)>,
     pub zeroed: usize,
-    /// Per live guest: slot, table pages, pool pages in use, has run.
-    pub guests: Vec<(usize, Vec<(pgtable::PhysAddr, Vec<u64>)>, usize, bool)>,
+    pub guests: Vec<GuestSnapshot>,
 }
 
 impl Tracker<HostPlatform> {
@@ -237,7 +248,12 @@ impl Tracker<HostPlatform> {
                     let g = g.lock();
                     let g = g.as_ref()?;
                     let (s2, alloc) = g.stage2();
-                    Some((slot, alloc.snapshot(&s2.table), alloc.in_use(), g.has_run()))
+                    Some(GuestSnapshot {
+                        slot,
+                        tables: alloc.snapshot(&s2.table),
+                        pool_in_use: alloc.in_use(),
+                        has_run: g.has_run(),
+                    })
                 })
                 .collect(),
         })
