@@ -579,11 +579,11 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         let new_pa = self.alloc.take();
         self.pages += 1;
         self.tables_delta += 1;
-        let child = TablePage::new(&*self.alloc, new_pa);
-        for i in 0..ENTRIES_PER_TABLE {
-            let desc = split_child(old, e.level, i);
-            if desc.bits() != 0 {
-                child.set(i, desc);
+        // Fresh pages are zeroed: splitting an all-zero entry writes nothing.
+        if old.bits() != 0 {
+            let child = TablePage::new(&*self.alloc, new_pa);
+            for i in 0..ENTRIES_PER_TABLE {
+                child.set(i, split_child(old, e.level, i));
             }
         }
         let offline = Source::Table { pa: new_pa, live: false };
