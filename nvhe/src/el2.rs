@@ -9,6 +9,10 @@
 //!
 //! Every entry point returns `0` or a negative Linux errno, like the C
 //! functions it replaces.
+//!
+//! Protected guests are offered through the s2rmap hypercalls: their
+//! stage-2 tables live in a pool the host donates at creation, so the host
+//! cannot touch them, and the pool is scrubbed before it goes back.
 
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +23,7 @@ use ownership::{HostMemoryTypes, HostStage2, MemoryMap, OwnerId, PageState, Targ
 use pgtable::{PAGE_SIZE, PhysAddr, Stage2Config, Tlb};
 use share::{Errno, HypSide, PageMeta, Platform, Tracker};
 
+use crate::counts::ShareCounts;
 use crate::pool::{LinearMap, PagePool, PoolBitmap};
 
 /// What a C callback returns on success.
@@ -182,14 +187,16 @@ impl PageMeta for VmemmapMeta {
         unsafe { s2rmap_c_page_set_pins(pa, pins) }
     }
 
-    fn guest_shares(&self, _pa: u64) -> u32 {
-        // Guests are not offered at EL2 yet (`Caps::guests` is off), so no
-        // page is ever lent to one.
-        0
+    fn guest_shares(&self, pa: u64) -> u32 {
+        GUEST_SHARES.get(pa / PAGE_SIZE)
     }
 
-    fn set_guest_shares(&mut self, _pa: u64, shares: u32) {
-        assert_eq!(shares, 0, "s2rmap: guest shares without guests");
+    fn set_guest_shares(&mut self, pa: u64, shares: u32) {
+        GUEST_SHARES.set(pa / PAGE_SIZE, shares);
+    }
+
+    fn guest_share_room(&self) -> u64 {
+        GUEST_SHARES.room()
     }
 
     fn zero(&mut self, range: Range<u64>) {
@@ -197,6 +204,21 @@ impl PageMeta for VmemmapMeta {
             // SAFETY: zeroes a RAM page through the per-CPU fixmap.
             unsafe { s2rmap_c_zero_page(pa) }
         }
+    }
+}
+
+/// Guest stage-2 tables are built and checked here but never installed in
+/// `VTTBR_EL2`: Linux 6.12 has no protected-guest memory path, so no vCPU
+/// runs on them and no TLB can hold their translations. The day a vCPU
+/// does, this becomes a per-VMID flush.
+#[derive(Debug)]
+pub struct UnusedGuestTlb;
+
+impl Tlb for UnusedGuestTlb {
+    fn invalidate(&mut self, _ipa: u64, _size: u64, _level: u8) {}
+
+    fn publish(&mut self) {
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
     }
 }
 
@@ -210,21 +232,89 @@ impl Platform for El2 {
     type Hyp = HypStage1;
     type Meta = VmemmapMeta;
     type GuestAlloc = PagePool;
-    type GuestTlb = HostTlb;
+    type GuestTlb = UnusedGuestTlb;
 }
 
-/// No guests at EL2 yet: creation is refused before anything changes
-/// (and `Caps::guests` keeps the calls from reaching here at all).
-struct NoGuests;
+/// Pages one guest's table pool may hold (the host donates it).
+const GUEST_POOL_PAGES: usize = 512;
 
-impl GuestFactory<El2> for NoGuests {
-    fn build(&mut self, _: u8, _: Range<u64>) -> Result<(PhysAddr, PagePool, HostTlb), Errno> {
-        Err(Errno::EPERM)
+/// The pool bitmaps of the guests, one per tracker slot, `.hyp.bss`.
+static GUEST_BITMAPS: [[AtomicU64; GUEST_POOL_PAGES / 64]; share::MAX_GUESTS] =
+    [const { [const { AtomicU64::new(0) }; GUEST_POOL_PAGES / 64] }; share::MAX_GUESTS];
+/// Which of `GUEST_BITMAPS` are taken.
+static GUEST_BITMAPS_USED: AtomicU64 = AtomicU64::new(0);
+/// Guest share counts of host pages.
+static GUEST_SHARES: ShareCounts<4096> = ShareCounts::new();
+
+/// Builds guest table pools in memory the host donated (the dispatcher
+/// donates and claims it first, so it is the hyp's and mapped at EL2).
+struct DonatedPools;
+
+impl GuestFactory<El2> for DonatedPools {
+    fn build(
+        &mut self,
+        ipa_bits: u8,
+        pool: Range<u64>,
+    ) -> Result<(PhysAddr, PagePool, UnusedGuestTlb), Errno> {
+        let config = Stage2Config::new(ipa_bits).map_err(|_| Errno::EINVAL)?;
+        let pages =
+            usize::try_from((pool.end - pool.start) / PAGE_SIZE).map_err(|_| Errno::EINVAL)?;
+        if pages > GUEST_POOL_PAGES {
+            return Err(Errno::EINVAL);
+        }
+        let slot = claim_bitmap().ok_or(Errno::EBUSY)?;
+        // SAFETY: the dispatcher just donated `pool` to the hyp and claimed
+        // it for the hyp's own use, which maps it read-write at its hyp VA;
+        // nothing else uses it until `dismantle`; the bitmap slot is ours.
+        let built = unsafe { PagePool::new(pool.start, pages, linear_map(), &GUEST_BITMAPS[slot]) };
+        let mut alloc = match built {
+            Ok(alloc) => alloc,
+            Err(_) => {
+                release_bitmap(slot);
+                return Err(Errno::EINVAL);
+            }
+        };
+        match alloc.take_contiguous(config.root_pages()) {
+            Some(root) => Ok((root, alloc, UnusedGuestTlb)),
+            None => {
+                alloc.scrub();
+                release_bitmap(slot);
+                Err(Errno::ENOMEM)
+            }
+        }
     }
 
-    fn dismantle(&mut self, _: PagePool, _: PhysAddr) -> Range<u64> {
-        0..0
+    fn dismantle(&mut self, alloc: PagePool, _root: PhysAddr) -> Range<u64> {
+        let range = alloc.range();
+        let slot = GUEST_BITMAPS.iter().position(|b| core::ptr::eq(b.as_slice(), alloc.bitmap()));
+        // The guest's page tables would tell the host where its memory was.
+        alloc.scrub();
+        if let Some(slot) = slot {
+            release_bitmap(slot);
+        }
+        range
     }
+}
+
+fn claim_bitmap() -> Option<usize> {
+    loop {
+        let used = GUEST_BITMAPS_USED.load(Ordering::Acquire);
+        let slot = (!used).trailing_zeros() as usize;
+        if slot >= share::MAX_GUESTS {
+            return None;
+        }
+        let claimed = used | (1 << slot);
+        if GUEST_BITMAPS_USED
+            .compare_exchange(used, claimed, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Some(slot);
+        }
+    }
+}
+
+fn release_bitmap(slot: usize) {
+    GUEST_BITMAPS_USED.fetch_and(!(1 << slot), Ordering::AcqRel);
 }
 
 /// The tracker. Zero bytes: it lives in `.hyp.bss` and is installed in
@@ -236,7 +326,7 @@ static POOL_BITMAP: PoolBitmap = [const { AtomicU64::new(0) }; crate::pool::MAX_
 static HOST_ROOT: AtomicU64 = AtomicU64::new(0);
 
 /// The ABI this kernel offers the host.
-const CAPS: Caps = Caps { test_calls: cfg!(feature = "test-calls"), guests: false };
+const CAPS: Caps = Caps { test_calls: cfg!(feature = "test-calls"), guests: true };
 
 fn linear_map() -> LinearMap {
     // SAFETY: `hyp_physvirt_offset` is written by the host before the hyp
@@ -393,5 +483,5 @@ pub unsafe extern "C" fn s2rmap_handle_hcall(regs: *mut u64) -> bool {
     // SAFETY: the caller passes the host context's register array, which
     // holds 31 registers; we use the first eight.
     let regs = unsafe { &mut *regs.cast::<[u64; 8]>() };
-    hypercalls::dispatch(&TRACKER, &mut NoGuests, CAPS, regs)
+    hypercalls::dispatch(&TRACKER, &mut DonatedPools, CAPS, regs)
 }

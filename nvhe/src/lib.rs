@@ -13,6 +13,7 @@
 
 #![cfg_attr(target_os = "none", no_std)]
 
+pub mod counts;
 #[cfg(target_os = "none")]
 mod el2;
 pub mod init_check;

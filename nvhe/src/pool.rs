@@ -44,7 +44,7 @@ pub struct PagePool {
     base: u64,
     pages: usize,
     map: LinearMap,
-    used: &'static PoolBitmap,
+    used: &'static [AtomicU64],
     free: usize,
     reserved: usize,
     hint: usize,
@@ -55,7 +55,7 @@ pub struct PagePool {
 pub enum PoolError {
     /// Base not page-aligned, or no pages.
     BadRange,
-    /// More pages than [`MAX_POOL_PAGES`].
+    /// More pages than the bitmap (at most [`MAX_POOL_PAGES`]) covers.
     TooLarge,
 }
 
@@ -72,15 +72,37 @@ impl PagePool {
         base: u64,
         pages: usize,
         map: LinearMap,
-        used: &'static PoolBitmap,
+        used: &'static [AtomicU64],
     ) -> Result<Self, PoolError> {
         if !base.is_multiple_of(PAGE_SIZE) || pages == 0 {
             return Err(PoolError::BadRange);
         }
-        if pages > MAX_POOL_PAGES {
+        if pages > used.len() * 64 {
             return Err(PoolError::TooLarge);
         }
         Ok(Self { base, pages, map, used, free: pages, reserved: 0, hint: 0 })
+    }
+
+    /// The physical range the pool manages.
+    #[must_use]
+    pub fn range(&self) -> core::ops::Range<u64> {
+        self.base..self.base + self.pages as u64 * PAGE_SIZE
+    }
+
+    /// The bitmap the pool uses.
+    #[must_use]
+    pub fn bitmap(&self) -> &'static [AtomicU64] {
+        self.used
+    }
+
+    /// Zeroes every page and clears the bitmap: the pool is handed back.
+    pub fn scrub(self) {
+        for index in 0..self.pages {
+            self.zero(index);
+        }
+        for word in self.used {
+            word.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Pages not handed out.
@@ -195,15 +217,13 @@ mod tests {
 
     /// A pool over heap memory, identity "mapped" through its address.
     fn heap_pool(pages: usize) -> (PagePool, Vec<u8>) {
-        static BITMAP: PoolBitmap = [const { AtomicU64::new(0) }; MAX_POOL_PAGES / 64];
-        for w in &BITMAP {
-            w.store(0, Ordering::Relaxed);
-        }
+        // Each test its own bitmap: tests run in parallel.
+        let bitmap: &'static PoolBitmap =
+            Box::leak(Box::new([const { AtomicU64::new(0) }; MAX_POOL_PAGES / 64]));
         let mut mem = vec![0xa5u8; (pages + 1) * PAGE_SIZE as usize];
         let base = (mem.as_mut_ptr() as u64).next_multiple_of(PAGE_SIZE);
         // SAFETY: the range is our own heap buffer, alive for the test.
-        let pool =
-            unsafe { PagePool::new(base, pages, LinearMap { phys_virt_offset: 0 }, &BITMAP) };
+        let pool = unsafe { PagePool::new(base, pages, LinearMap { phys_virt_offset: 0 }, bitmap) };
         (pool.unwrap(), mem)
     }
 

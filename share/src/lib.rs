@@ -97,6 +97,12 @@ pub trait PageMeta {
     /// How many guest mappings borrow the page from the host.
     fn guest_shares(&self, pa: u64) -> u32;
     fn set_guest_shares(&mut self, pa: u64, shares: u32);
+    /// How many more pages may start being lent to guests (bounded
+    /// bookkeeping at EL2); `host_share_guest` is refused with ENOMEM
+    /// beyond it, before anything changes.
+    fn guest_share_room(&self) -> u64 {
+        u64::MAX
+    }
     /// Zeroes the contents of `range` before it changes hands.
     fn zero(&mut self, range: Range<u64>);
 }

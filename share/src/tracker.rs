@@ -635,6 +635,10 @@ impl<P: Platform> Tracker<P> {
             if pages(&range).any(|pa| host.meta.guest_shares(pa) == u32::MAX) {
                 return Err(Errno::EBUSY);
             }
+            let newly_lent = pages(&range).filter(|&pa| host.meta.guest_shares(pa) == 0).count();
+            if newly_lent as u64 > host.meta.guest_share_room() {
+                return Err(Errno::ENOMEM);
+            }
             let host_target = Target::State(PageState::SharedOwned);
             let leaf = guest.s2.mapping(range.start, PageState::SharedBorrowed);
             let host_pages = host.prepare(range.clone(), host_target)?.pages;
@@ -1161,6 +1165,7 @@ impl<P: Platform> Guest<P> {
         (&self.s2, &self.alloc)
     }
 
+    #[cfg(any(test, feature = "host"))]
     pub(crate) fn has_run(&self) -> bool {
         self.lifecycle == Lifecycle::Running
     }
