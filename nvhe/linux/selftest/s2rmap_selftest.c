@@ -248,6 +248,113 @@ out:
 		__free_page(hyp_page);
 }
 
+#define GUEST_IPA_BITS	40
+#define GUEST_TOP_GFN	(1UL << (GUEST_IPA_BITS - 1 - PAGE_SHIFT))
+#define GUEST_POOL_ORDER	6	/* 64 pages of stage-2 tables */
+
+/* Protected guests: wrong halves, RIPAS after run, teardown with shares. */
+static void run_guest_tests(void)
+{
+	struct page *pool = alloc_pages(GFP_KERNEL | __GFP_ZERO, GUEST_POOL_ORDER);
+	struct page *shared = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	struct page *given = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	struct s2rmap_page_report before;
+	u64 pool_pfn, shared_pa, given_pa;
+	struct s2_ret ret;
+	long err;
+	u64 h;
+
+	if (!pool || !shared || !given) {
+		result(false, "allocate guest test pages", "out of memory");
+		goto out;
+	}
+	pool_pfn = page_to_pfn(pool);
+	shared_pa = page_to_phys(shared);
+	given_pa = page_to_phys(given);
+
+	err = s2_call(S2RMAP_FN_GUEST_CREATE, GUEST_IPA_BITS, pool_pfn,
+		      1UL << GUEST_POOL_ORDER, 0, &ret);
+	h = ret.a2;
+	result(!err && state_is(PFN_PHYS(pool_pfn), S2RMAP_OWNER_HYP,
+				S2RMAP_STATE_NOPAGE, S2RMAP_STATE_OWNED),
+	       "guest_create", "returned %ld", err);
+	if (err)
+		goto out;
+
+	/* The guest's table pool is the hyp's: the host cannot reclaim it. */
+	page_state(PFN_PHYS(pool_pfn), &before);
+	expect_refused("reclaim_guest_table_pool",
+		       s2_call(S2RMAP_FN_HYP_DONATE_HOST, pool_pfn, 1, 0, 0, NULL),
+		       -EPERM, PFN_PHYS(pool_pfn), &before);
+
+	/* Donations go to the protected half, shares to the unprotected one. */
+	page_state(given_pa, &before);
+	expect_refused("donate_into_unprotected_half",
+		       s2_call(S2RMAP_FN_HOST_DONATE_GUEST, h, PHYS_PFN(given_pa),
+			       GUEST_TOP_GFN, 1, NULL),
+		       -EINVAL, given_pa, &before);
+	expect_refused("donate_straddling_halves",
+		       s2_call(S2RMAP_FN_HOST_DONATE_GUEST, h, PHYS_PFN(given_pa),
+			       GUEST_TOP_GFN - 1, 2, NULL),
+		       -EINVAL, given_pa, &before);
+	page_state(shared_pa, &before);
+	expect_refused("share_into_protected_half",
+		       s2_call(S2RMAP_FN_HOST_SHARE_GUEST, h, PHYS_PFN(shared_pa), 0x10, 1, NULL),
+		       -EINVAL, shared_pa, &before);
+	expect_refused("donate_mmio_to_guest",
+		       s2_call(S2RMAP_FN_HOST_DONATE_GUEST, h, UART_PFN, 0x10, 1, NULL),
+		       -EPERM, shared_pa, &before);
+
+	/* RIPAS can be set up before the guest runs, never after. */
+	err = s2_call(S2RMAP_FN_GUEST_INIT_RIPAS, h, 0, 0x200000, 0, NULL);
+	result(!err, "init_ripas_before_run", "returned %ld", err);
+	err = s2_call(S2RMAP_FN_GUEST_INIT_RIPAS, h, ~0UL & PAGE_MASK, 2 * PAGE_SIZE, 0, NULL);
+	result(err == -EINVAL, "init_ripas_wrapping", "returned %ld", err);
+	err = s2_call(S2RMAP_FN_GUEST_INIT_RIPAS, h, 0, 0, 0, NULL);
+	result(!err, "init_ripas_size_zero", "returned %ld", err);
+
+	err = s2_call(S2RMAP_FN_HOST_DONATE_GUEST, h, PHYS_PFN(given_pa), 0x10, 1, NULL);
+	result(!err && state_is(given_pa, h, S2RMAP_STATE_NOPAGE, S2RMAP_STATE_NOPAGE),
+	       "donate_guest", "returned %ld", err);
+	err = s2_call(S2RMAP_FN_HOST_SHARE_GUEST, h, PHYS_PFN(shared_pa), GUEST_TOP_GFN, 1, NULL);
+	result(!err && state_is(shared_pa, S2RMAP_OWNER_HOST, S2RMAP_STATE_SHARED_OWNED,
+				S2RMAP_STATE_NOPAGE),
+	       "share_guest", "returned %ld", err);
+	page_state(shared_pa, &before);
+	expect_refused("donate_page_shared_with_guest",
+		       s2_call(S2RMAP_FN_HOST_DONATE_HYP, PHYS_PFN(shared_pa), 1, 0, 0, NULL),
+		       -EPERM, shared_pa, &before);
+
+	err = s2_call(S2RMAP_FN_GUEST_RUN, h, 0, 0, 0, NULL);
+	result(!err, "guest_run", "returned %ld", err);
+	page_state(given_pa, &before);
+	expect_refused("init_ripas_after_run",
+		       s2_call(S2RMAP_FN_GUEST_INIT_RIPAS, h, 0, PAGE_SIZE, 0, NULL),
+		       -EPERM, given_pa, &before);
+
+	/* Teardown with a share outstanding gives everything back. */
+	err = s2_call(S2RMAP_FN_GUEST_TEARDOWN, h, 0, 0, 0, NULL);
+	result(!err && state_is(given_pa, S2RMAP_OWNER_HOST, S2RMAP_STATE_OWNED,
+				S2RMAP_STATE_NOPAGE) &&
+	       state_is(shared_pa, S2RMAP_OWNER_HOST, S2RMAP_STATE_OWNED,
+			S2RMAP_STATE_NOPAGE) &&
+	       state_is(PFN_PHYS(pool_pfn), S2RMAP_OWNER_HOST, S2RMAP_STATE_OWNED,
+			S2RMAP_STATE_NOPAGE),
+	       "teardown_with_shares_outstanding", "returned %ld", err);
+	page_state(given_pa, &before);
+	expect_refused("donate_to_torn_down_guest",
+		       s2_call(S2RMAP_FN_HOST_DONATE_GUEST, h, PHYS_PFN(given_pa), 0x10, 1, NULL),
+		       -ENOENT, given_pa, &before);
+
+out:
+	if (pool)
+		__free_pages(pool, GUEST_POOL_ORDER);
+	if (shared)
+		__free_page(shared);
+	if (given)
+		__free_page(given);
+}
+
 /* Donates one page and leaves it with the hyp, for the SIGBUS test. */
 static int donate_for_sigbus(void)
 {
@@ -274,6 +381,7 @@ static int __init s2rmap_selftest_init(void)
 	pr_info("    KTAP version 1\n");
 	pr_info("    # Subtest: s2rmap_selftest\n");
 	run_tests();
+	run_guest_tests();
 	donate_for_sigbus();
 	pr_info("    1..%d\n", tests_run);
 	pr_info("# s2rmap_selftest: %d passed, %d failed\n",
