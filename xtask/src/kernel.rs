@@ -47,11 +47,15 @@ pub enum Variant {
     S2rmap,
     /// As `S2rmap`, plus `CONFIG_NVHE_EL2_DEBUG=y`.
     S2rmapDebug,
+    /// As `S2rmap` without the test hypercalls (`CONFIG_S2RMAP_TEST_CALLS` off): what a
+    /// production kernel would run. It gets no selftest module.
+    S2rmapProd,
 }
 
 impl Variant {
     /// All variants, for `--help`.
-    pub const ALL: [Variant; 3] = [Variant::Stock, Variant::S2rmap, Variant::S2rmapDebug];
+    pub const ALL: [Variant; 4] =
+        [Variant::Stock, Variant::S2rmap, Variant::S2rmapDebug, Variant::S2rmapProd];
 
     /// The name used on the command line and for directories.
     pub fn name(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Variant {
             Variant::Stock => "stock",
             Variant::S2rmap => "s2rmap",
             Variant::S2rmapDebug => "s2rmap-debug",
+            Variant::S2rmapProd => "s2rmap-prod",
         }
     }
 
@@ -66,7 +71,9 @@ impl Variant {
     pub fn parse(s: &str) -> Result<Variant> {
         match Variant::ALL.iter().find(|v| v.name() == s) {
             Some(v) => Ok(*v),
-            None => bail!("unknown variant {s:?} (expected stock, s2rmap or s2rmap-debug)"),
+            None => {
+                bail!("unknown variant {s:?} (expected stock, s2rmap, s2rmap-debug or s2rmap-prod)")
+            }
         }
     }
 
@@ -76,7 +83,9 @@ impl Variant {
             (Some(v), false) => Variant::parse(v),
             (Some(v), true) => match Variant::parse(v)? {
                 Variant::S2rmap | Variant::S2rmapDebug => Ok(Variant::S2rmapDebug),
-                Variant::Stock => bail!("--debug applies to the s2rmap variants only"),
+                Variant::Stock | Variant::S2rmapProd => {
+                    bail!("--debug applies to the s2rmap and s2rmap-debug variants only")
+                }
             },
             (None, true) => Ok(Variant::S2rmapDebug),
             (None, false) => Ok(Variant::S2rmap),
@@ -92,6 +101,11 @@ impl Variant {
         if self.patched() { "s2rmap" } else { "vanilla" }
     }
 
+    /// Whether this variant is a selftest kernel: test hypercalls on, selftest modules.
+    pub fn selftests(self) -> bool {
+        matches!(self, Variant::S2rmap | Variant::S2rmapDebug)
+    }
+
     /// The configuration fragments, merged in this order.
     pub fn fragments(self) -> Vec<PathBuf> {
         let linux = linux_dir();
@@ -99,10 +113,20 @@ impl Variant {
             util::shared_dir().join("linux-6.12-pkvm-minimal.config"),
             linux.join("s2rmap.config"),
         ];
+        if self.selftests() {
+            v.push(linux.join("s2rmap-test.config"));
+        }
         if self == Variant::S2rmapDebug {
             v.push(linux.join("s2rmap-debug.config"));
         }
         v
+    }
+
+    /// The Rust staticlib this variant links (`S2RMAP_LIB`): a copy of cargo's output
+    /// for the variant's feature set, rewritten only when its content changes, so that
+    /// switching between variants relinks only the ones whose archive differs.
+    pub fn rust_lib(self) -> PathBuf {
+        self.build_dir().join("s2rmap").join(crate::linkcheck::LIB_NAME)
     }
 
     /// The `O=` build directory.
@@ -162,24 +186,51 @@ pub fn ensure_packages() -> Result {
     Ok(())
 }
 
-/// Builds the `nvhe` crate as a staticlib for EL2 and returns the archive's path.
+/// The cargo features of the `nvhe` crate that a kernel `.config` asks for:
+/// `test-calls` with `CONFIG_S2RMAP_TEST_CALLS=y`.
+pub fn rust_features(config: &str) -> Vec<&'static str> {
+    let test_calls = parse_fragment(config)
+        .iter()
+        .any(|w| w.name == "CONFIG_S2RMAP_TEST_CALLS" && w.value.as_deref() == Some("y"));
+    if test_calls { vec!["test-calls"] } else { Vec::new() }
+}
+
+/// Builds the `nvhe` crate as a staticlib for EL2 with `features` and returns the path of
+/// cargo's archive.
 ///
 /// The rustflags (static relocation model, no unwind tables, panic=abort) come from
 /// `.cargo/config.toml`'s `[target.aarch64-unknown-none-softfloat]`, so host builds of
 /// the workspace are untouched.
-pub fn build_rust_lib() -> Result<PathBuf> {
-    step(format!("rust: building the nvhe staticlib for {RUST_TARGET} (release)"));
+pub fn build_rust_lib(features: &[&str]) -> Result<PathBuf> {
+    let shown = if features.is_empty() { "no features".into() } else { features.join(",") };
+    step(format!("rust: building the nvhe staticlib for {RUST_TARGET} (release, {shown})"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    util::run(
-        Command::new(cargo)
-            .current_dir(util::repo_root())
-            .args(["rustc", "--quiet", "--package", "nvhe", "--release", "--target"])
-            .arg(RUST_TARGET)
-            .args(["--crate-type", "staticlib"]),
-    )?;
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(util::repo_root())
+        .args(["rustc", "--quiet", "--package", "nvhe", "--release", "--target"])
+        .arg(RUST_TARGET);
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    util::run(cmd.args(["--crate-type", "staticlib"]))?;
     let lib = util::target_dir().join(RUST_TARGET).join("release/libnvhe.a");
     if !lib.exists() {
         bail!("cargo did not produce {}", lib.display());
+    }
+    Ok(lib)
+}
+
+/// Builds the Rust staticlib for `variant` (features from its `.config`) and puts it at
+/// [`Variant::rust_lib`]; returns that path.
+pub fn variant_rust_lib(variant: Variant) -> Result<PathBuf> {
+    let config = util::read(&variant.build_dir().join(".config"))?;
+    let built = build_rust_lib(&rust_features(&config))?;
+    let data = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    let lib = variant.rust_lib();
+    if std::fs::read(&lib).ok().as_deref() != Some(&data[..]) {
+        util::mkdir(lib.parent().unwrap_or(&variant.build_dir()))?;
+        util::write(&lib, &data)?;
+        step(format!("rust: {} updated", lib.display()));
     }
     Ok(lib)
 }
@@ -429,7 +480,7 @@ pub fn kernel(variant: Variant) -> Result<PathBuf> {
     let mut cmd = make(&tree, &build);
     cmd.args(["-j2", "Image", "modules"]);
     let lib = if variant.patched() {
-        let lib = build_rust_lib()?;
+        let lib = variant_rust_lib(variant)?;
         cmd.arg(format!("S2RMAP_LIB={}", lib.display()));
         Some(lib)
     } else {
@@ -482,7 +533,19 @@ mod tests {
         assert!(Variant::from_flags(true, Some("stock")).is_err());
         assert!(Variant::parse("nope").is_err());
         assert!(!Variant::Stock.patched());
-        assert_eq!(Variant::S2rmapDebug.fragments().len(), 3);
+        assert_eq!(Variant::S2rmapDebug.fragments().len(), 4);
+        assert_eq!(Variant::S2rmap.fragments().len(), 3);
+        assert_eq!(Variant::S2rmapProd.fragments().len(), 2);
+        assert_eq!(Variant::parse("s2rmap-prod").unwrap(), Variant::S2rmapProd);
+        assert!(Variant::from_flags(true, Some("s2rmap-prod")).is_err());
+        assert!(Variant::S2rmapProd.patched() && !Variant::S2rmapProd.selftests());
+    }
+
+    #[test]
+    fn features_follow_the_config() {
+        assert_eq!(rust_features("CONFIG_KVM=y\nCONFIG_S2RMAP_TEST_CALLS=y\n"), ["test-calls"]);
+        assert!(rust_features("# CONFIG_S2RMAP_TEST_CALLS is not set\n").is_empty());
+        assert!(rust_features("CONFIG_KVM=y\n").is_empty());
     }
 
     #[test]

@@ -20,7 +20,21 @@ use std::process::Command;
 pub const LIB_NAME: &str = "libnvhe.a";
 
 /// Symbols the C side calls; each must be in `kvm_nvhe.o` as `__kvm_nvhe_<name>`.
-pub const ENTRY_POINTS: &[&str] = &["s2rmap_init_check"];
+pub const ENTRY_POINTS: &[&str] = &[
+    "s2rmap_init_check",
+    "s2rmap_host_init",
+    "s2rmap_host_root",
+    "s2rmap_setup_hyp_range",
+    "s2rmap_setup_done",
+    "s2rmap_host_abort",
+    "s2rmap_host_share_hyp",
+    "s2rmap_host_unshare_hyp",
+    "s2rmap_host_donate_hyp",
+    "s2rmap_hyp_donate_host",
+    "s2rmap_hyp_pin",
+    "s2rmap_hyp_unpin",
+    "s2rmap_handle_hcall",
+];
 
 /// One input section as the link map shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

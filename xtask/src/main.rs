@@ -1,7 +1,7 @@
 //! `cargo xtask`: the Linux/QEMU pipeline of s2rmap.
 //!
 //! ```text
-//! cargo xtask kernel    [--debug] [--variant stock|s2rmap|s2rmap-debug]
+//! cargo xtask kernel    [--debug] [--variant stock|s2rmap|s2rmap-debug|s2rmap-prod]
 //! cargo xtask check-link [--debug]
 //! cargo xtask module    [--debug] [--variant V]
 //! cargo xtask initramfs [--debug] [--variant V]
@@ -35,7 +35,7 @@ commands:
   run         kernel + modules + initramfs + boot on both CPUs
 
 options:
-  --variant V          stock | s2rmap (default) | s2rmap-debug
+  --variant V          stock | s2rmap (default) | s2rmap-debug | s2rmap-prod
   --debug              the s2rmap-debug variant (CONFIG_NVHE_EL2_DEBUG=y)
   --cpu C              max (hVHE) | cortex-a72 (nVHE) | both (default)
   --timeout SECS       hard limit for one boot (default 180)
@@ -107,7 +107,7 @@ fn dispatch(cmd: &str, a: &Args) -> Result {
             if !v.patched() {
                 bail!("the stock variant has no Rust object");
             }
-            linkcheck::check_build(&v.build_dir(), &kernel::build_rust_lib()?)
+            linkcheck::check_build(&v.build_dir(), &kernel::variant_rust_lib(v)?)
         }
         "module" => module::build(variant()?).map(|_| ()),
         "initramfs" => initramfs::build(variant()?).map(|_| ()),
