@@ -13,6 +13,19 @@
  *   3.. insmod_<module>       every /lib/modules/ *.ko loads (selftest modules
  *                             report their own KTAP through the kernel log);
  *                             one SKIP result when there is none.
+ *   then, after the modules:
+ *   devmem_reads_host_page    a child maps one of init's own pages through
+ *                             /dev/mem and reads back what init wrote there:
+ *                             the /dev/mem path works on host memory
+ *   devmem_hyp_page_sigbus    a child maps the page the selftest module
+ *                             donated to the hypervisor (its physical address
+ *                             is in /sys/kernel/debug/s2rmap/donated_pa) and
+ *                             reads it: it must die of SIGBUS (BUS_OBJERR at
+ *                             the mapped address, twice: the handler returns
+ *                             and the access faults again), never read data
+ *                             (SKIP without the selftest module)
+ *   kernel_alive_after_sigbus the kernel logged no oops or panic and still
+ *                             runs processes (SKIP with the previous one)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -22,14 +35,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MODULE_DIR "/lib/modules"
+#define DONATED_PA "/sys/kernel/debug/s2rmap/donated_pa"
+#define DEVMEM_TESTS 3
 #define MAX_MODULES 32
 #define KMSG_SIZE (256 * 1024)
 
@@ -172,6 +191,252 @@ static void test_module(const char *name)
 	result(ret == 0, test, NULL);
 }
 
+/* The physical address of a page of ours, from /proc/self/pagemap. */
+static int self_pa(const void *va, unsigned long long *pa)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, &entry, sizeof(entry), ((uintptr_t)va / page) * sizeof(entry));
+	close(fd);
+	if (n != sizeof(entry) || !(entry & (1ULL << 63)))
+		return -ENOENT;
+	*pa = (entry & ((1ULL << 55) - 1)) * page + (uintptr_t)va % page;
+	return 0;
+}
+
+/* Maps one page of /dev/mem at @pa, read-only; NULL on failure. */
+static volatile const unsigned char *map_devmem(unsigned long long pa)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	int fd = open("/dev/mem", O_RDONLY);
+	void *p;
+
+	if (fd < 0)
+		return NULL;
+	p = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, (off_t)pa);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* What the child's SIGBUS handler saw, sent to the parent through a pipe. */
+struct bus_report {
+	int code;
+	uintptr_t addr;
+};
+
+static int report_fd = -1;
+
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	struct bus_report r = { si->si_code, (uintptr_t)si->si_addr };
+
+	(void)ctx;
+	if (write(report_fd, &r, sizeof(r)) != sizeof(r))
+		_exit(5);
+	/* Return to the faulting load with the default action: it faults again. */
+	signal(sig, SIG_DFL);
+}
+
+/* Exit codes of the devmem children that did not die of a signal. */
+enum { CHILD_READ = 0, CHILD_NO_DEVMEM = 2, CHILD_MISMATCH = 3 };
+
+static const char *child_status(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_READ)
+		snprintf(buf, len, "read the page and exited normally");
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_NO_DEVMEM)
+		snprintf(buf, len, "could not map /dev/mem");
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_MISMATCH)
+		snprintf(buf, len, "read other data than was written");
+	else
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	return buf;
+}
+
+static void test_devmem_host_page(void)
+{
+	static unsigned char page[65536] __attribute__((aligned(65536)));
+	static const char magic[] = "s2rmap: a page the host owns";
+	unsigned long long pa = 0;
+	char why[80];
+	int status, err;
+	pid_t pid;
+
+	memcpy(page, magic, sizeof(magic));
+	if (mlock(page, sizeof(page)))
+		diag("mlock: %s", strerror(errno));
+	err = self_pa(page, &pa);
+	if (err) {
+		diag("no physical address for our page: %s", strerror(-err));
+		result(0, "devmem_reads_host_page", NULL);
+		return;
+	}
+	diag("reading init's own page at PA 0x%llx through /dev/mem", pa);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		volatile const unsigned char *p = map_devmem(pa);
+		size_t i;
+
+		if (!p)
+			_exit(CHILD_NO_DEVMEM);
+		for (i = 0; i < sizeof(magic); i++)
+			if (p[i] != (unsigned char)magic[i])
+				_exit(CHILD_MISMATCH);
+		_exit(CHILD_READ);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+		diag("fork/wait: %s", strerror(errno));
+		result(0, "devmem_reads_host_page", NULL);
+		return;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != CHILD_READ)
+		diag("the child %s", child_status(status, why, sizeof(why)));
+	result(WIFEXITED(status) && WEXITSTATUS(status) == CHILD_READ,
+	       "devmem_reads_host_page", NULL);
+}
+
+/* Reads DONATED_PA; 0, -ENOENT without the selftest module, or an error. */
+static int donated_pa(unsigned long long *pa)
+{
+	char buf[64], *end;
+	int fd = open(DONATED_PA, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	errno = 0;
+	*pa = strtoull(buf, &end, 0);
+	if (errno || end == buf || !*pa)
+		return -EINVAL;
+	return 0;
+}
+
+/* Returns whether the SIGBUS test ran (whatever its outcome). */
+static int test_devmem_hyp_page(void)
+{
+	const char *name = "devmem_hyp_page_sigbus";
+	struct bus_report reports[2];
+	unsigned long long pa = 0;
+	int status, pipefd[2], ok, err;
+	ssize_t got = 0, n;
+	uintptr_t mapped;
+	char why[80];
+	pid_t pid;
+
+	err = donated_pa(&pa);
+	if (err == -ENOENT) {
+		result(1, name, "SKIP no " DONATED_PA " (selftest module not loaded)");
+		return 0;
+	}
+	if (err) {
+		diag("%s: %s", DONATED_PA, strerror(-err));
+		result(0, name, NULL);
+		return 0;
+	}
+	if (pipe(pipefd)) {
+		diag("pipe: %s", strerror(errno));
+		result(0, name, NULL);
+		return 0;
+	}
+	diag("reading the page donated to the hypervisor, PA 0x%llx, through /dev/mem", pa);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+		volatile const unsigned char *p;
+
+		close(pipefd[0]);
+		report_fd = pipefd[1];
+		p = map_devmem(pa);
+		if (!p)
+			_exit(CHILD_NO_DEVMEM);
+		mapped = (uintptr_t)p;
+		if (write(report_fd, &mapped, sizeof(mapped)) != sizeof(mapped))
+			_exit(CHILD_NO_DEVMEM);
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, NULL);
+		(void)p[0];
+		_exit(CHILD_READ);
+	}
+	close(pipefd[1]);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+		diag("fork/wait: %s", strerror(errno));
+		close(pipefd[0]);
+		result(0, name, NULL);
+		return 1;
+	}
+	mapped = 0;
+	if (read(pipefd[0], &mapped, sizeof(mapped)) != sizeof(mapped))
+		mapped = 0;
+	while (got < (ssize_t)sizeof(reports) &&
+	       (n = read(pipefd[0], (char *)reports + got, sizeof(reports) - got)) > 0)
+		got += n;
+	close(pipefd[0]);
+
+	ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS;
+	diag("the child %s", child_status(status, why, sizeof(why)));
+	if (got < (ssize_t)sizeof(reports[0])) {
+		diag("the child's SIGBUS handler did not run");
+		ok = 0;
+	} else if (reports[0].code != BUS_OBJERR || reports[0].addr != mapped) {
+		diag("SIGBUS with si_code %d at %#lx, expected BUS_OBJERR (%d) at %#lx",
+		     reports[0].code, (unsigned long)reports[0].addr, BUS_OBJERR,
+		     (unsigned long)mapped);
+		ok = 0;
+	} else {
+		diag("SIGBUS, BUS_OBJERR at the mapped address %#lx", (unsigned long)mapped);
+	}
+	result(ok, name, NULL);
+	return 1;
+}
+
+static void test_kernel_alive(int ran)
+{
+	static const char *const bad[] = {
+		"Internal error", "Unable to handle kernel", "Kernel panic",
+		"Oops", "BUG:", "HYP panic", "nVHE hyp",
+	};
+	const char *name = "kernel_alive_after_sigbus";
+	int status, ok = 1;
+	size_t i;
+	pid_t pid;
+
+	if (!ran) {
+		result(1, name, "SKIP the SIGBUS test did not run");
+		return;
+	}
+	read_kmsg();
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (kmsg_find(bad[i])) {
+			diag("the kernel log has \"%s\"", bad[i]);
+			ok = 0;
+		}
+	}
+	pid = fork();
+	if (pid == 0)
+		_exit(42);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status) != 42) {
+		diag("a new process did not run to completion");
+		ok = 0;
+	}
+	result(ok, name, NULL);
+}
+
 int main(void)
 {
 	char *modules[MAX_MODULES];
@@ -186,7 +451,7 @@ int main(void)
 	nmod = list_modules(modules);
 
 	printf("KTAP version 1\n");
-	printf("1..%d\n", 2 + (nmod ? nmod : 1));
+	printf("1..%d\n", 2 + (nmod ? nmod : 1) + DEVMEM_TESTS);
 	if (!uname(&u))
 		diag("s2rmap-init: %s %s %s", u.sysname, u.release, u.machine);
 	fflush(stdout);
@@ -200,6 +465,8 @@ int main(void)
 	} else {
 		result(1, "selftests", "SKIP no selftest module in this initramfs");
 	}
+	test_devmem_host_page();
+	test_kernel_alive(test_devmem_hyp_page());
 
 	diag("s2rmap-init: powering off");
 	sync();

@@ -376,6 +376,17 @@ static int donate_for_sigbus(void)
 	return 0;
 }
 
+/* Removes the debugfs file and takes the donated page back, if there is one. */
+static void undo_donate_for_sigbus(void)
+{
+	debugfs_remove_recursive(dir);
+	dir = NULL;
+	if (donated && !s2_call(S2RMAP_FN_HYP_DONATE_HOST, donated_pa >> PAGE_SHIFT, 1,
+				0, 0, NULL))
+		__free_page(donated);
+	donated = NULL;
+}
+
 static int __init s2rmap_selftest_init(void)
 {
 	pr_info("    KTAP version 1\n");
@@ -386,15 +397,20 @@ static int __init s2rmap_selftest_init(void)
 	pr_info("    1..%d\n", tests_run);
 	pr_info("# s2rmap_selftest: %d passed, %d failed\n",
 		tests_run - tests_failed, tests_failed);
-	return tests_failed ? -EINVAL : 0;
+	if (tests_failed) {
+		/*
+		 * The module is freed when its init fails: its debugfs file,
+		 * which points at donated_pa, must not outlive it.
+		 */
+		undo_donate_for_sigbus();
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static void __exit s2rmap_selftest_exit(void)
 {
-	debugfs_remove_recursive(dir);
-	if (donated && !s2_call(S2RMAP_FN_HYP_DONATE_HOST, donated_pa >> PAGE_SHIFT, 1,
-				0, 0, NULL))
-		__free_page(donated);
+	undo_donate_for_sigbus();
 }
 
 module_init(s2rmap_selftest_init);
