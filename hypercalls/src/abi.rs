@@ -74,11 +74,17 @@ pub enum Func {
     CountersQuery = 43,
     /// `x1` = handle, `x2` = gfn. Returns a [`GuestPageReport`] in `x2..x3`.
     GuestPageQuery = 44,
+    /// Returns pages of RAM by owner: `x2` host, `x3` host and lent, `x4`
+    /// hyp, `x5` guests, `x6` lent to the host by guests.
+    OwnershipQuery = 45,
+    /// `x1` = n: the n-th allocation point from now fails (0 disarms).
+    /// Test calls only.
+    FailAllocation = 46,
 }
 
 impl Func {
     /// Every function, for tables and tests.
-    pub const ALL: [Func; 21] = [
+    pub const ALL: [Func; 23] = [
         Func::HostShareHyp,
         Func::HostUnshareHyp,
         Func::HostShareHypRange,
@@ -100,6 +106,8 @@ impl Func {
         Func::PageQuery,
         Func::CountersQuery,
         Func::GuestPageQuery,
+        Func::OwnershipQuery,
+        Func::FailAllocation,
     ];
 
     /// The full SMCCC function ID the host puts in `x0`.
@@ -139,6 +147,8 @@ impl Func {
             Func::PageQuery => "S2RMAP_FN_PAGE_QUERY",
             Func::CountersQuery => "S2RMAP_FN_COUNTERS_QUERY",
             Func::GuestPageQuery => "S2RMAP_FN_GUEST_PAGE_QUERY",
+            Func::OwnershipQuery => "S2RMAP_FN_OWNERSHIP_QUERY",
+            Func::FailAllocation => "S2RMAP_FN_FAIL_ALLOCATION",
         }
     }
 }

@@ -31,6 +31,8 @@ pub enum Call {
     PageQuery { pa: u64 },
     CountersQuery,
     GuestPageQuery { guest: OwnerId, gfn: u64 },
+    OwnershipQuery,
+    FailAllocation { nth: u64 },
 }
 
 /// What a register tuple is.
@@ -69,6 +71,7 @@ pub fn decode(regs: &[u64; 8], caps: Caps) -> Decoded {
         func,
         Func::HypPin
             | Func::HypUnpin
+            | Func::FailAllocation
             | Func::GuestShareHost
             | Func::GuestUnshareHost
             | Func::GuestRelinquish
@@ -137,6 +140,8 @@ fn decode_args(func: Func, r: &[u64; 8]) -> Result<Call, Errno> {
         Func::PageQuery => Call::PageQuery { pa: r[1] },
         Func::CountersQuery => Call::CountersQuery,
         Func::GuestPageQuery => Call::GuestPageQuery { guest: handle(r[1])?, gfn: r[2] },
+        Func::OwnershipQuery => Call::OwnershipQuery,
+        Func::FailAllocation => Call::FailAllocation { nth: r[1] },
     })
 }
 
@@ -154,6 +159,14 @@ pub trait GuestFactory<P: Platform> {
     /// Takes apart the pool of a torn-down guest; returns its physical
     /// range, to go back to the host.
     fn dismantle(&mut self, alloc: P::GuestAlloc, root: PhysAddr) -> Range<u64>;
+
+    /// Makes the `nth` allocation point from now fail (table-page
+    /// reservations of every party, and the hyp's stage-1 mapping); `0`
+    /// disarms. False where the platform cannot inject failures.
+    fn fail_allocation(&mut self, nth: u64) -> bool {
+        let _ = nth;
+        false
+    }
 }
 
 fn status(r: Result<(), Errno>) -> u64 {
@@ -232,6 +245,16 @@ pub fn dispatch<P: Platform>(
         Call::GuestPageQuery { guest, gfn } => guest_page_query(tracker, guest, gfn).map(|r| {
             regs[2..4].copy_from_slice(&r.to_regs());
         }),
+        Call::OwnershipQuery => tracker.ownership_totals().map(|t| {
+            regs[2..7].copy_from_slice(&[t.host, t.host_lent, t.hyp, t.guests, t.borrowed]);
+        }),
+        Call::FailAllocation { nth } => {
+            if !factory.fail_allocation(nth) {
+                regs[0] = SMCCC_RET_NOT_SUPPORTED;
+                return true;
+            }
+            Ok(())
+        }
     };
     regs[1] = status(result);
     true

@@ -42,4 +42,14 @@ impl GuestFactory<HostPlatform> for HostGuestFactory {
     fn dismantle(&mut self, _alloc: HostTables, root: PhysAddr) -> Range<u64> {
         self.pools.remove(&root.0).expect("a pool this factory built")
     }
+
+    fn fail_allocation(&mut self, nth: u64) -> bool {
+        let Some(injector) = &self.injector else { return false };
+        if nth == 0 {
+            injector.disarm()
+        } else {
+            injector.arm(nth)
+        }
+        true
+    }
 }

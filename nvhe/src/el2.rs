@@ -24,7 +24,7 @@ use pgtable::{PAGE_SIZE, PhysAddr, Stage2Config, Tlb};
 use share::{Errno, HypSide, PageMeta, Platform, Tracker};
 
 use crate::counts::ShareCounts;
-use crate::pool::{LinearMap, PagePool, PoolBitmap};
+use crate::pool::{LinearMap, PagePool, PoolBitmap, allocation_point_fails};
 
 /// What a C callback returns on success.
 const OK: i32 = 0;
@@ -135,6 +135,9 @@ impl HypSide for HypStage1 {
     }
 
     fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno> {
+        if CAPS.test_calls && allocation_point_fails(&FAIL_COUNTDOWN) {
+            return Err(Errno::ENOMEM);
+        }
         // SAFETY: maps RAM pages the checks just proved the host gave the
         // hyp; the C side takes the hyp stage-1 lock and returns an errno.
         let ret =
@@ -243,6 +246,10 @@ static GUEST_BITMAPS: [[AtomicU64; GUEST_POOL_PAGES / 64]; share::MAX_GUESTS] =
     [const { [const { AtomicU64::new(0) }; GUEST_POOL_PAGES / 64] }; share::MAX_GUESTS];
 /// Which of `GUEST_BITMAPS` are taken.
 static GUEST_BITMAPS_USED: AtomicU64 = AtomicU64::new(0);
+/// The allocation-failure countdown armed by the `FailAllocation` test
+/// call: table-page reservations of every party and hyp stage-1 mappings
+/// are its allocation points.
+static FAIL_COUNTDOWN: AtomicU64 = AtomicU64::new(0);
 /// Guest share counts of host pages.
 static GUEST_SHARES: ShareCounts<4096> = ShareCounts::new();
 
@@ -268,7 +275,12 @@ impl GuestFactory<El2> for DonatedPools {
         // nothing else uses it until `dismantle`; the bitmap slot is ours.
         let built = unsafe { PagePool::new(pool.start, pages, linear_map(), &GUEST_BITMAPS[slot]) };
         let mut alloc = match built {
-            Ok(alloc) => alloc,
+            Ok(mut alloc) => {
+                if CAPS.test_calls {
+                    alloc.inject_failures_from(&FAIL_COUNTDOWN);
+                }
+                alloc
+            }
             Err(_) => {
                 release_bitmap(slot);
                 return Err(Errno::EINVAL);
@@ -282,6 +294,11 @@ impl GuestFactory<El2> for DonatedPools {
                 Err(Errno::ENOMEM)
             }
         }
+    }
+
+    fn fail_allocation(&mut self, nth: u64) -> bool {
+        FAIL_COUNTDOWN.store(nth, Ordering::Relaxed);
+        CAPS.test_calls
     }
 
     fn dismantle(&mut self, alloc: PagePool, _root: PhysAddr) -> Range<u64> {
@@ -367,6 +384,9 @@ fn host_init(pool_va: u64, pool_pages: u64, phys_shift: u32) -> Result<(), Errno
     // in the hyp's linear map; the bitmap is ours alone.
     let mut pool = unsafe { PagePool::new(map.pa(pool_va), pages, map, &POOL_BITMAP) }
         .map_err(|_| Errno::EINVAL)?;
+    if CAPS.test_calls {
+        pool.inject_failures_from(&FAIL_COUNTDOWN);
+    }
     let root = pool.take_contiguous(config.root_pages()).ok_or(Errno::ENOMEM)?;
     // Linux runs the host without FWB on its stage-2 (KVM_PGTABLE_S2_NOFWB).
     let s2 = HostStage2::new(config, root, memory_map()?, HostMemoryTypes::CLASSIC)

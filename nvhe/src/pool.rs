@@ -48,6 +48,22 @@ pub struct PagePool {
     free: usize,
     reserved: usize,
     hint: usize,
+    /// Shared allocation-failure countdown (selftest kernels).
+    faults: Option<&'static AtomicU64>,
+}
+
+/// One allocation point under a failure countdown: true when this one
+/// must fail (the countdown reaches zero here). Zero means disarmed.
+pub fn allocation_point_fails(countdown: &AtomicU64) -> bool {
+    let mut left = countdown.load(Ordering::Relaxed);
+    while left != 0 {
+        match countdown.compare_exchange_weak(left, left - 1, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => return left == 1,
+            Err(now) => left = now,
+        }
+    }
+    false
 }
 
 /// Why a pool cannot be built.
@@ -80,7 +96,13 @@ impl PagePool {
         if pages > used.len() * 64 {
             return Err(PoolError::TooLarge);
         }
-        Ok(Self { base, pages, map, used, free: pages, reserved: 0, hint: 0 })
+        Ok(Self { base, pages, map, used, free: pages, reserved: 0, hint: 0, faults: None })
+    }
+
+    /// Makes every reservation an allocation point of `countdown` (see
+    /// [`allocation_point_fails`]).
+    pub fn inject_failures_from(&mut self, countdown: &'static AtomicU64) {
+        self.faults = Some(countdown);
     }
 
     /// The physical range the pool manages.
@@ -171,7 +193,7 @@ impl PagePool {
 // nothing else; a page stays valid until `free` (we never unmap).
 unsafe impl TableAllocator for PagePool {
     fn reserve(&mut self, pages: usize) -> Result<(), Error> {
-        if self.free - self.reserved < pages {
+        if self.faults.is_some_and(allocation_point_fails) || self.free - self.reserved < pages {
             return Err(Error::NoMemory);
         }
         self.reserved += pages;
@@ -246,6 +268,18 @@ mod tests {
         pool.free(pages[3]);
         pool.reserve(1).unwrap();
         assert_eq!(pool.take(), pages[3]);
+    }
+
+    #[test]
+    fn injected_failure_hits_the_nth_reservation_once() {
+        static COUNTDOWN: AtomicU64 = AtomicU64::new(0);
+        let (mut pool, _mem) = heap_pool(8);
+        pool.inject_failures_from(&COUNTDOWN);
+        COUNTDOWN.store(2, Ordering::Relaxed);
+        pool.reserve(1).unwrap();
+        assert_eq!(pool.reserve(1), Err(Error::NoMemory));
+        pool.reserve(1).unwrap();
+        assert_eq!(COUNTDOWN.load(Ordering::Relaxed), 0);
     }
 
     #[test]

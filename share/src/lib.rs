@@ -52,7 +52,7 @@ mod tracker;
 pub use check::Violation;
 pub use errno::Errno;
 pub use guest::{GuestAccess, Lifecycle, Ripas};
-pub use tracker::{Access, Counters, Guest, HostAccess, MAX_GUESTS, Tracker};
+pub use tracker::{Access, Counters, Guest, HostAccess, MAX_GUESTS, Totals, Tracker};
 
 use core::ops::Range;
 

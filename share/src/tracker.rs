@@ -62,6 +62,22 @@ pub enum HostAccess {
 /// Result of a guest access; re-exported from the guest module.
 pub type Access = GuestAccess;
 
+/// Pages of RAM by owner and state, from the host stage-2: for
+/// conservation checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// The host's, not lent.
+    pub host: u64,
+    /// The host's, lent to the hyp or guests.
+    pub host_lent: u64,
+    /// The hyp's.
+    pub hyp: u64,
+    /// Guests' (lent to the host or not).
+    pub guests: u64,
+    /// Lent to the host by a guest.
+    pub borrowed: u64,
+}
+
 /// Figures about the host stage-2, for the state-query hypercall.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -1048,6 +1064,27 @@ impl<P: Platform> Tracker<P> {
     /// The memory map the tracker was built with (`None` before install).
     pub fn with_memory<R>(&self, f: impl FnOnce(&ownership::MemoryMap) -> R) -> Option<R> {
         self.lock_host().ok().map(|h| f(h.s2.memory()))
+    }
+
+    /// Every page of RAM, counted by owner and state.
+    pub fn ownership_totals(&self) -> Result<Totals, Errno> {
+        let host = self.lock_host()?;
+        let mut t = Totals::default();
+        for region in host.s2.memory().regions() {
+            for run in host.s2.runs(&host.alloc, region) {
+                let run = run?;
+                let pages = (run.range.end - run.range.start) / PAGE_SIZE;
+                let bucket = match (run.owner, run.host_state) {
+                    (None, _) => &mut t.borrowed,
+                    (Some(OwnerId::HOST), PageState::SharedOwned) => &mut t.host_lent,
+                    (Some(OwnerId::HOST), _) => &mut t.host,
+                    (Some(OwnerId::HYP), _) => &mut t.hyp,
+                    (Some(_), _) => &mut t.guests,
+                };
+                *bucket += pages;
+            }
+        }
+        Ok(t)
     }
 
     /// Counters for the state-query hypercall.
