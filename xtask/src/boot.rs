@@ -86,14 +86,36 @@ pub fn log_path(cpu: Cpu, opts: &BootOptions) -> PathBuf {
     util::target_dir().join(format!("{name}.log"))
 }
 
-struct Outcome {
-    cpu: Cpu,
-    problems: Vec<String>,
-    summary: String,
+/// How one boot went.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The CPU it ran on.
+    pub cpu: Cpu,
+    /// Why it failed; empty for a pass.
+    pub problems: Vec<String>,
+    /// One line for the summary.
+    pub summary: String,
+    /// KTAP results, top-level and subtests: `ok` (skips included) and `not ok`.
+    pub ktap_ok: usize,
+    /// Of `ktap_ok`, how many were skipped.
+    pub ktap_skip: usize,
+    /// `not ok` results.
+    pub ktap_not_ok: usize,
 }
 
 /// Boots each CPU in turn (one QEMU at a time) and fails if any boot failed.
 pub fn boot_cpus(cpus: &[Cpu], opts: &BootOptions) -> Result {
+    let outcomes = boot_all(cpus, opts)?;
+    let failed = outcomes.iter().filter(|o| !o.problems.is_empty()).count();
+    if failed > 0 {
+        bail!("{failed} of {} boot(s) failed", outcomes.len());
+    }
+    Ok(())
+}
+
+/// Boots each CPU in turn, prints the summary and returns every outcome, failed boots
+/// included; an error only when a boot could not be attempted.
+pub fn boot_all(cpus: &[Cpu], opts: &BootOptions) -> Result<Vec<Outcome>> {
     let image = opts.variant.image();
     if !image.exists() {
         bail!(
@@ -120,7 +142,6 @@ pub fn boot_cpus(cpus: &[Cpu], opts: &BootOptions) -> Result {
             ""
         }
     );
-    let mut failed = 0;
     for o in &outcomes {
         let verdict = if o.problems.is_empty() { "PASS" } else { "FAIL" };
         println!(
@@ -132,12 +153,8 @@ pub fn boot_cpus(cpus: &[Cpu], opts: &BootOptions) -> Result {
         for p in &o.problems {
             println!("      - {p}");
         }
-        failed += usize::from(!o.problems.is_empty());
     }
-    if failed > 0 {
-        bail!("{failed} of {} boot(s) failed", outcomes.len());
-    }
-    Ok(())
+    Ok(outcomes)
 }
 
 fn boot_one(
@@ -236,7 +253,15 @@ fn boot_one(
         skipped,
         k.results.len() - passed - skipped
     );
-    Ok(Outcome { cpu, problems, summary })
+    let all = || k.results.iter().chain(&k.subtests);
+    Ok(Outcome {
+        cpu,
+        problems,
+        summary,
+        ktap_ok: all().filter(|r| r.ok).count(),
+        ktap_skip: all().filter(|r| r.ok && r.skip).count(),
+        ktap_not_ok: all().filter(|r| !r.ok).count(),
+    })
 }
 
 fn spawn_reader(

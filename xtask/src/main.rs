@@ -8,6 +8,7 @@
 //! cargo xtask boot      [--cpu max|cortex-a72|both] [--debug] [--variant V]
 //!                       [--timeout SECS] [--break-init-check] [--append ARGS]
 //! cargo xtask run       [--debug] [--variant V] [--timeout SECS]
+//! cargo xtask test      [--debug] [--variant V] [--timeout SECS]
 //! ```
 
 mod boot;
@@ -16,6 +17,7 @@ mod kernel;
 mod ktap;
 mod linkcheck;
 mod module;
+mod test;
 mod util;
 
 use kernel::Variant;
@@ -33,6 +35,8 @@ commands:
               KTAP, plus the variant's modules)
   boot        boot the kernel under QEMU and check the console
   run         kernel + modules + initramfs + boot on both CPUs
+  test        scripts/test (host checks), then what run does; ends with
+              \"N passed, M failed\" over the boots' KTAP results plus the host checks
 
 options:
   --variant V          stock | s2rmap (default) | s2rmap-debug | s2rmap-prod
@@ -119,6 +123,7 @@ fn dispatch(cmd: &str, a: &Args) -> Result {
             initramfs::build(o.variant)?;
             boot::boot_cpus(&boot::cpus(a.cpu.as_deref())?, &o)
         }
+        "test" => test::run(&boot::cpus(a.cpu.as_deref())?, &opts()?),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
