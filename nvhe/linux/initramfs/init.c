@@ -26,6 +26,12 @@
  *                             (SKIP without the selftest module)
  *   kernel_alive_after_sigbus the kernel logged no oops or panic and still
  *                             runs processes (SKIP with the previous one)
+ *   kvm_vm_run_and_teardown   a child creates a KVM VM with one vCPU, runs
+ *                             guest code until its first MMIO write, and
+ *                             closes everything, twice: with pKVM this goes
+ *                             through the hyp's VM set-up (shares, pins and
+ *                             donations of host memory) and teardown (unpins,
+ *                             donations back to the host)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -38,6 +44,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -49,6 +58,7 @@
 #define MODULE_DIR "/lib/modules"
 #define DONATED_PA "/sys/kernel/debug/s2rmap/donated_pa"
 #define DEVMEM_TESTS 3
+#define KVM_TESTS 1
 #define MAX_MODULES 32
 #define KMSG_SIZE (256 * 1024)
 
@@ -437,6 +447,147 @@ static void test_kernel_alive(int ran)
 	result(ok, name, NULL);
 }
 
+/*
+ * The guest: with its MMU off, write 0x42 to 0x10000000, outside any
+ * memslot, which exits to us as MMIO; then spin.
+ */
+#define GUEST_RAM	0x80000000ULL
+#define GUEST_MMIO	0x10000000ULL
+static const uint32_t guest_code[] = {
+	0xd2a20000,	/* mov x0, #0x10000000 */
+	0xd2800841,	/* mov x1, #0x42 */
+	0xf9000001,	/* str x1, [x0] */
+	0x14000000,	/* b . */
+};
+
+#define CORE_REG(field) (KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | \
+			 (offsetof(struct kvm_regs, field) / sizeof(__u32)))
+
+/* One VM with one vCPU, run to its MMIO exit; 0 or the failing step (diag printed). */
+static int kvm_once(int kvm)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 0, .guest_phys_addr = GUEST_RAM, .memory_size = 0x10000,
+	};
+	struct kvm_vcpu_init init;
+	struct kvm_one_reg reg;
+	struct kvm_run *run = MAP_FAILED;
+	uint64_t pc = GUEST_RAM;
+	int vm = -1, vcpu = -1, ret = 1, mmap_size;
+	void *ram;
+
+	ram = mmap(NULL, region.memory_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ram == MAP_FAILED) {
+		diag("kvm: mmap guest RAM: %s", strerror(errno));
+		return ret;
+	}
+	memcpy(ram, guest_code, sizeof(guest_code));
+	region.userspace_addr = (uintptr_t)ram;
+
+	ret++;
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		diag("kvm: KVM_CREATE_VM: %s", strerror(errno));
+		goto out;
+	}
+	ret++;
+	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region)) {
+		diag("kvm: KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		goto out;
+	}
+	ret++;
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0) {
+		diag("kvm: KVM_CREATE_VCPU: %s", strerror(errno));
+		goto out;
+	}
+	ret++;
+	if (ioctl(vm, KVM_ARM_PREFERRED_TARGET, &init) ||
+	    ioctl(vcpu, KVM_ARM_VCPU_INIT, &init)) {
+		diag("kvm: vCPU init: %s", strerror(errno));
+		goto out;
+	}
+	ret++;
+	reg.id = CORE_REG(regs.pc);
+	reg.addr = (uintptr_t)&pc;
+	if (ioctl(vcpu, KVM_SET_ONE_REG, &reg)) {
+		diag("kvm: set PC: %s", strerror(errno));
+		goto out;
+	}
+	ret++;
+	mmap_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size > 0)
+		run = mmap(NULL, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	if (run == MAP_FAILED) {
+		diag("kvm: mmap kvm_run: %s", strerror(errno));
+		goto out;
+	}
+	ret++;
+	if (ioctl(vcpu, KVM_RUN, 0)) {
+		diag("kvm: KVM_RUN: %s", strerror(errno));
+		goto out;
+	}
+	ret++;
+	if (run->exit_reason != KVM_EXIT_MMIO || run->mmio.phys_addr != GUEST_MMIO ||
+	    !run->mmio.is_write || run->mmio.len != 8 || run->mmio.data[0] != 0x42) {
+		diag("kvm: exit reason %u (MMIO is %u), address 0x%llx, write %u, len %u, data 0x%x",
+		     run->exit_reason, KVM_EXIT_MMIO, (unsigned long long)run->mmio.phys_addr,
+		     run->mmio.is_write, run->mmio.len, run->mmio.data[0]);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (run != MAP_FAILED)
+		munmap(run, mmap_size);
+	if (vcpu >= 0)
+		close(vcpu);
+	if (vm >= 0)
+		close(vm);
+	munmap(ram, region.memory_size);
+	return ret;
+}
+
+static void test_kvm(void)
+{
+	const char *name = "kvm_vm_run_and_teardown";
+	int status, i, ret = 0;
+	pid_t pid;
+
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		result(1, name, "SKIP no /dev/kvm");
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+		alarm(30);
+		if (kvm < 0) {
+			diag("open /dev/kvm: %s", strerror(errno));
+			_exit(1);
+		}
+		for (i = 0; i < 2 && !ret; i++) {
+			ret = kvm_once(kvm);
+			if (!ret)
+				diag("kvm: VM %d ran to its MMIO write and was torn down", i + 1);
+		}
+		close(kvm);
+		fflush(stdout);
+		_exit(ret);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+		diag("fork/wait: %s", strerror(errno));
+		result(0, name, NULL);
+		return;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		diag("the KVM child %s", WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) :
+			 "failed (see above)");
+	result(WIFEXITED(status) && !WEXITSTATUS(status), name, NULL);
+}
+
 int main(void)
 {
 	char *modules[MAX_MODULES];
@@ -451,7 +602,7 @@ int main(void)
 	nmod = list_modules(modules);
 
 	printf("KTAP version 1\n");
-	printf("1..%d\n", 2 + (nmod ? nmod : 1) + DEVMEM_TESTS);
+	printf("1..%d\n", 2 + (nmod ? nmod : 1) + DEVMEM_TESTS + KVM_TESTS);
 	if (!uname(&u))
 		diag("s2rmap-init: %s %s %s", u.sysname, u.release, u.machine);
 	fflush(stdout);
@@ -467,6 +618,7 @@ int main(void)
 	}
 	test_devmem_host_page();
 	test_kernel_alive(test_devmem_hyp_page());
+	test_kvm();
 
 	diag("s2rmap-init: powering off");
 	sync();
