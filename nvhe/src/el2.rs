@@ -202,6 +202,18 @@ impl PageMeta for VmemmapMeta {
         GUEST_SHARES.room()
     }
 
+    fn ffa_shared(&self, pa: u64) -> bool {
+        FFA_SHARED.get(pa / PAGE_SIZE) != 0
+    }
+
+    fn set_ffa_shared(&mut self, pa: u64, shared: bool) {
+        FFA_SHARED.set(pa / PAGE_SIZE, u32::from(shared));
+    }
+
+    fn ffa_room(&self) -> u64 {
+        FFA_SHARED.room()
+    }
+
     fn zero(&mut self, range: Range<u64>) {
         for pa in (range.start..range.end).step_by(PAGE_SIZE as usize) {
             // SAFETY: zeroes a RAM page through the per-CPU fixmap.
@@ -250,6 +262,8 @@ static GUEST_BITMAPS_USED: AtomicU64 = AtomicU64::new(0);
 /// call: table-page reservations of every party and hyp stage-1 mappings
 /// are its allocation points.
 static FAIL_COUNTDOWN: AtomicU64 = AtomicU64::new(0);
+/// Host pages lent to the secure world through FF-A.
+static FFA_SHARED: ShareCounts<1024> = ShareCounts::new();
 /// Guest share counts of host pages.
 static GUEST_SHARES: ShareCounts<4096> = ShareCounts::new();
 
@@ -462,6 +476,19 @@ pub extern "C" fn s2rmap_host_unshare_hyp(pfn: u64) -> i32 {
 pub extern "C" fn s2rmap_host_donate_hyp(pfn: u64, nr: u64) -> i32 {
     let donated = TRACKER.host_donate_hyp(pfn, nr).and_then(|()| TRACKER.hyp_claim(pfn, nr));
     result_to_c(donated)
+}
+
+/// `__pkvm_host_share_ffa(pfn, nr)`: the FF-A proxy lends host pages to
+/// the secure world.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_share_ffa(pfn: u64, nr: u64) -> i32 {
+    result_to_c(TRACKER.host_share_ffa(pfn, nr))
+}
+
+/// `__pkvm_host_unshare_ffa(pfn, nr)`: the secure world gave them back.
+#[unsafe(no_mangle)]
+pub extern "C" fn s2rmap_host_unshare_ffa(pfn: u64, nr: u64) -> i32 {
+    result_to_c(TRACKER.host_unshare_ffa(pfn, nr))
 }
 
 /// `__pkvm_hyp_donate_host(pfn, nr)`: the hyp is done with pages it used.

@@ -23,10 +23,12 @@ pub enum CallName {
     Teardown,
     HostAccess,
     GuestAccess,
+    HostShareFfa,
+    HostUnshareFfa,
 }
 
 impl CallName {
-    const ALL: [(&'static str, CallName, usize, usize); 16] = [
+    const ALL: [(&'static str, CallName, usize, usize); 18] = [
         // name, call, required arguments, optional trailing arguments
         ("host_share_hyp", CallName::HostShareHyp, 1, 1),
         ("host_unshare_hyp", CallName::HostUnshareHyp, 1, 1),
@@ -44,6 +46,8 @@ impl CallName {
         ("teardown", CallName::Teardown, 1, 0),
         ("host_access", CallName::HostAccess, 1, 0),
         ("guest_access", CallName::GuestAccess, 2, 0),
+        ("host_share_ffa", CallName::HostShareFfa, 2, 0),
+        ("host_unshare_ffa", CallName::HostUnshareFfa, 2, 0),
     ];
 
     fn lookup(word: &str) -> Option<(CallName, usize, usize)> {

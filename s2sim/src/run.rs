@@ -218,6 +218,17 @@ impl Runner {
                 }
                 return outcome;
             }
+            // FF-A shares reach the tracker through the hyp's FF-A proxy (an
+            // SMC the host makes), not through a hypercall.
+            CallName::HostShareFfa | CallName::HostUnshareFfa => {
+                let tracker = self.tracker();
+                let r = if call == CallName::HostShareFfa {
+                    tracker.host_share_ffa(a[0], a[1])
+                } else {
+                    tracker.host_unshare_ffa(a[0], a[1])
+                };
+                return r.map_or_else(Outcome::Errno, |()| Outcome::Ok);
+            }
             CallName::HostAccess => {
                 return match self.tracker().host_access(a[0]) {
                     Ok(HostAccess::Ok) => Outcome::Ok,

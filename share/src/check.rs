@@ -55,7 +55,11 @@ impl<P: Platform> Tracker<P> {
                         let hyp_state = hyp.state(pa);
                         match (run.owner, run.host_state) {
                             (Some(OwnerId::HOST), PageState::Owned) => {
-                                if hyp_state != PageState::NoPage || pins != 0 || shares != 0 {
+                                if hyp_state != PageState::NoPage
+                                    || pins != 0
+                                    || shares != 0
+                                    || meta.ffa_shared(pa)
+                                {
                                     return fail(3, pa, "host-owned page is also held elsewhere");
                                 }
                             }
@@ -68,7 +72,7 @@ impl<P: Platform> Tracker<P> {
                                         "lent page held by the hyp other than as borrowed",
                                     );
                                 }
-                                if !hyp_borrows && shares == 0 {
+                                if !hyp_borrows && shares == 0 && !meta.ffa_shared(pa) {
                                     return fail(3, pa, "host says lent, but nobody borrows it");
                                 }
                                 if pins != 0 && !hyp_borrows {

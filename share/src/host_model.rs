@@ -110,6 +110,8 @@ pub struct MetaModel {
     pub zeroed: Vec<u64>,
     /// Page frames that hold data the test wrote (cleared by zeroing).
     pub dirty: BTreeSet<u64>,
+    /// Page frames lent through FF-A.
+    pub ffa: BTreeSet<u64>,
 }
 
 impl MetaModel {
@@ -142,6 +144,18 @@ impl PageMeta for MetaModel {
 
     fn set_guest_shares(&mut self, pa: u64, shares: u32) {
         self.update(pa, |c| c.1 = shares);
+    }
+
+    fn ffa_shared(&self, pa: u64) -> bool {
+        self.ffa.contains(&(pa / PAGE_SIZE))
+    }
+
+    fn set_ffa_shared(&mut self, pa: u64, shared: bool) {
+        if shared {
+            self.ffa.insert(pa / PAGE_SIZE);
+        } else {
+            self.ffa.remove(&(pa / PAGE_SIZE));
+        }
     }
 
     fn zero(&mut self, range: Range<u64>) {
@@ -224,6 +238,7 @@ pub struct Snapshot {
     pub host_pool_in_use: usize,
     pub hyp: Vec<(u64, PageState, bool)>,
     pub counts: Vec<(u64, u32, u32)>,
+    pub ffa: Vec<u64>,
     pub zeroed: usize,
     pub guests: Vec<GuestSnapshot>,
 }
@@ -240,6 +255,7 @@ impl Tracker<HostPlatform> {
             host_pool_in_use: alloc.in_use(),
             hyp: hyp.pages().collect(),
             counts: meta.counts().collect(),
+            ffa: meta.ffa.iter().copied().collect(),
             zeroed: meta.zeroed.len(),
             guests: guests
                 .iter()

@@ -24,6 +24,10 @@
 //! | invalid, owner = g | — | Owned in g (protected half) | donated to guest g |
 //! | valid SharedBorrowed | — | SharedOwned in g (protected half) | g lends it to the host |
 //!
+//! A page may also be lent to the secure world through FF-A (host
+//! SharedOwned, recorded in [`PageMeta::ffa_shared`]); it stays
+//! SharedOwned while any of hyp, guests or FF-A borrows it.
+//!
 //! These hold after every call (and are what [`Tracker::check_invariants`]
 //! verifies):
 //!
@@ -101,6 +105,15 @@ pub trait PageMeta {
     /// bookkeeping at EL2); `host_share_guest` is refused with ENOMEM
     /// beyond it, before anything changes.
     fn guest_share_room(&self) -> u64 {
+        u64::MAX
+    }
+    /// Whether the host has lent the page to the secure world through
+    /// FF-A.
+    fn ffa_shared(&self, pa: u64) -> bool;
+    fn set_ffa_shared(&mut self, pa: u64, shared: bool);
+    /// How many more pages may be lent through FF-A (bounded bookkeeping
+    /// at EL2); beyond it `host_share_ffa` is ENOMEM, before any change.
+    fn ffa_room(&self) -> u64 {
         u64::MAX
     }
     /// Zeroes the contents of `range` before it changes hands.

@@ -429,14 +429,15 @@ impl<P: Platform> Tracker<P> {
         let target = Target::State(PageState::Owned);
         let mut budget = 0;
         let mut cursor = range.start;
-        while let Some(run) = next_run(&range, cursor, |pa| host.meta.guest_shares(pa) == 0) {
+        let unlent = |meta: &P::Meta, pa| meta.guest_shares(pa) == 0 && !meta.ffa_shared(pa);
+        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
             cursor = run.end;
             budget += host.prepare(run, target)?.pages;
         }
         let mut reserved = host.reserve(budget)?;
         hyp.unmap(range.clone());
         let mut cursor = range.start;
-        while let Some(run) = next_run(&range, cursor, |pa| host.meta.guest_shares(pa) == 0) {
+        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
             cursor = run.end;
             host.commit(run, target, &mut reserved);
         }
@@ -479,6 +480,61 @@ impl<P: Platform> Tracker<P> {
         let mut reserved = host.reserve(prepared.pages)?;
         hyp.unmap(range.clone());
         host.commit(range, target, &mut reserved);
+        host.release(reserved);
+        Ok(())
+    }
+
+    /// The host lends pages to the secure world through FF-A (the hyp's
+    /// FF-A proxy calls this before forwarding a memory share).
+    pub fn host_share_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host()?;
+        let range = host.phys_range(pfn, nr)?;
+        host.check(&range, is_host_owned)?;
+        if nr > host.meta.ffa_room() {
+            return Err(Errno::ENOMEM);
+        }
+        let target = Target::State(PageState::SharedOwned);
+        let prepared = host.prepare(range.clone(), target)?;
+        let mut reserved = host.reserve(prepared.pages)?;
+        host.commit(range.clone(), target, &mut reserved);
+        host.release(reserved);
+        for pa in pages(&range) {
+            host.meta.set_ffa_shared(pa, true);
+        }
+        Ok(())
+    }
+
+    /// The secure world gave pages back (FF-A reclaim): they are the
+    /// host's alone again unless someone else still borrows them.
+    pub fn host_unshare_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        let mut host = self.lock_host()?;
+        let range = host.phys_range(pfn, nr)?;
+        let hyp = self.lock_hyp(&host);
+        host.check(&range, |i| {
+            i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
+        })?;
+        if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
+            return Err(Errno::EPERM);
+        }
+        let target = Target::State(PageState::Owned);
+        let unlent = |meta: &P::Meta, pa| {
+            meta.guest_shares(pa) == 0 && hyp.state(pa) != PageState::SharedBorrowed
+        };
+        let mut budget = 0;
+        let mut cursor = range.start;
+        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
+            cursor = run.end;
+            budget += host.prepare(run, target)?.pages;
+        }
+        let mut reserved = host.reserve(budget)?;
+        for pa in pages(&range) {
+            host.meta.set_ffa_shared(pa, false);
+        }
+        let mut cursor = range.start;
+        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
+            cursor = run.end;
+            host.commit(run, target, &mut reserved);
+        }
         host.release(reserved);
         Ok(())
     }
@@ -725,7 +781,10 @@ impl<P: Platform> Tracker<P> {
                 };
                 let shares = host.meta.guest_shares(pa) - 1;
                 host.meta.set_guest_shares(pa, shares);
-                if shares == 0 && hyp.state(pa) != PageState::SharedBorrowed {
+                if shares == 0
+                    && hyp.state(pa) != PageState::SharedBorrowed
+                    && !host.meta.ffa_shared(pa)
+                {
                     host.commit(pa..pa + PAGE_SIZE, Target::State(PageState::Owned), &mut host_res);
                 }
             }
@@ -946,7 +1005,10 @@ impl<P: Platform> Tracker<P> {
                         for p in pages(&pa_run) {
                             let shares = host.meta.guest_shares(p).saturating_sub(1);
                             host.meta.set_guest_shares(p, shares);
-                            if shares == 0 && hyp.state(p) != PageState::SharedBorrowed {
+                            if shares == 0
+                                && hyp.state(p) != PageState::SharedBorrowed
+                                && !host.meta.ffa_shared(p)
+                            {
                                 host.commit(p..p + PAGE_SIZE, target, &mut reserved);
                             }
                         }

@@ -31,6 +31,8 @@ pub struct Page {
     pub pins: u32,
     pub shares: u32,
     pub hyp_in_use: bool,
+    /// Lent to the secure world through FF-A.
+    pub ffa: bool,
 }
 
 const HOST_PAGE: Page = Page {
@@ -40,6 +42,7 @@ const HOST_PAGE: Page = Page {
     pins: 0,
     shares: 0,
     hyp_in_use: false,
+    ffa: false,
 };
 
 /// One guest.
@@ -96,6 +99,8 @@ pub enum Op {
     Relinquish { h: u64, gfn: u64, nr: u64 },
     HostAccess { pa: u64 },
     GuestAccess { h: u64, ipa: u64 },
+    ShareFfa { pfn: u64, nr: u64 },
+    UnshareFfa { pfn: u64, nr: u64 },
 }
 
 /// The whole abstract state.
@@ -252,7 +257,7 @@ impl Model {
                 for p in pfns(pfn, nr) {
                     self.edit(p, |p| {
                         p.hyp = PageState::NoPage;
-                        if p.shares == 0 {
+                        if p.shares == 0 && !p.ffa {
                             p.host = PageState::Owned;
                         }
                     });
@@ -309,7 +314,7 @@ impl Model {
                     if state == PageState::SharedBorrowed {
                         self.edit(pfn, |p| {
                             p.shares -= 1;
-                            if p.shares == 0 && p.hyp != PageState::SharedBorrowed {
+                            if p.shares == 0 && p.hyp != PageState::SharedBorrowed && !p.ffa {
                                 p.host = PageState::Owned;
                             }
                         });
@@ -411,7 +416,7 @@ impl Model {
                     let (pfn, _) = g.map[&f];
                     self.edit(pfn, |p| {
                         p.shares -= 1;
-                        if p.shares == 0 && p.hyp != PageState::SharedBorrowed {
+                        if p.shares == 0 && p.hyp != PageState::SharedBorrowed && !p.ffa {
                             p.host = PageState::Owned;
                         }
                     });
@@ -458,6 +463,29 @@ impl Model {
                             self.set(pfn, HOST_PAGE);
                         }
                     }
+                }
+            }
+            Op::ShareFfa { pfn, nr } => {
+                self.phys(pfn, nr)?;
+                self.all(pfn, nr, Self::host_owned)?;
+                for p in pfns(pfn, nr) {
+                    self.edit(p, |p| {
+                        p.host = PageState::SharedOwned;
+                        p.ffa = true;
+                    });
+                }
+            }
+            Op::UnshareFfa { pfn, nr } => {
+                self.phys(pfn, nr)?;
+                self.all(pfn, nr, |p| p.owner == Owner::Host && p.host == PageState::SharedOwned)?;
+                self.all(pfn, nr, |p| p.ffa)?;
+                for p in pfns(pfn, nr) {
+                    self.edit(p, |p| {
+                        p.ffa = false;
+                        if p.shares == 0 && p.hyp != PageState::SharedBorrowed {
+                            p.host = PageState::Owned;
+                        }
+                    });
                 }
             }
             Op::HostAccess { pa } => {

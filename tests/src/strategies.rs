@@ -101,7 +101,18 @@ pub fn guest_op(model: &Model) -> BoxedStrategy<Op> {
 /// Any call, given the model's state.
 pub fn op(model: &Model) -> BoxedStrategy<Op> {
     let nr_opt = prop::option::weighted(0.5, nr());
-    let create_weight = if model.guests.len() < 4 { 2 } else { 0 };
+    // Up to four guests; past that, creations that are refused anyway.
+    let sizes = if model.guests.len() < 4 { vec![36u8, 40, 44, 31, 49] } else { vec![31u8, 49] };
+    let create = (
+        prop::sample::select(sizes),
+        prop_oneof![4 => (0u64..8).prop_map(|k| 0x50000 + k * 64), 1 => pfn()],
+        prop::sample::select(vec![64u64, 64, 64, 0]),
+    )
+        .prop_map(|(ipa_bits, pool_pfn, pool_pages)| Op::Create {
+            ipa_bits,
+            pool_pfn,
+            pool_pages,
+        });
     let busy = pfn_in(model);
     prop_oneof![
         4 => (busy.clone(), nr_opt.clone()).prop_map(|(pfn, nr)| Op::ShareHyp { pfn, nr }),
@@ -109,13 +120,10 @@ pub fn op(model: &Model) -> BoxedStrategy<Op> {
         3 => (busy.clone(), nr()).prop_map(|(pfn, nr)| Op::DonateHyp { pfn, nr }),
         3 => (busy.clone(), nr()).prop_map(|(pfn, nr)| Op::ReclaimHyp { pfn, nr }),
         2 => (busy.clone(), nr()).prop_map(|(pfn, nr)| Op::Pin { pfn, nr }),
-        2 => (busy, nr()).prop_map(|(pfn, nr)| Op::Unpin { pfn, nr }),
-        create_weight => (
-            prop::sample::select(vec![36u8, 40, 44, 31, 49]),
-            prop_oneof![4 => (0u64..8).prop_map(|k| 0x50000 + k * 64), 1 => pfn()],
-            prop::sample::select(vec![64u64, 64, 64, 0]),
-        )
-            .prop_map(|(ipa_bits, pool_pfn, pool_pages)| Op::Create { ipa_bits, pool_pfn, pool_pages }),
+        2 => (busy.clone(), nr()).prop_map(|(pfn, nr)| Op::Unpin { pfn, nr }),
+        1 => (busy.clone(), nr()).prop_map(|(pfn, nr)| Op::ShareFfa { pfn, nr }),
+        1 => (busy, nr()).prop_map(|(pfn, nr)| Op::UnshareFfa { pfn, nr }),
+        2 => create,
         14 => guest_op(model),
         3 => prop_oneof![
             (pfn(), 0u64..4096).prop_map(|(p, o)| Op::HostAccess { pa: p.wrapping_mul(4096).wrapping_add(o) }),

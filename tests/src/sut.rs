@@ -82,6 +82,12 @@ impl Sut {
             Op::GuestShare { h, gfn, nr } => (Func::GuestShareHost, vec![h, gfn, nr]),
             Op::GuestUnshare { h, gfn, nr } => (Func::GuestUnshareHost, vec![h, gfn, nr]),
             Op::Relinquish { h, gfn, nr } => (Func::GuestRelinquish, vec![h, gfn, nr]),
+            Op::ShareFfa { pfn, nr } => {
+                return self.tracker.host_share_ffa(pfn, nr).map_or_else(Res::Err, |()| Res::Ok);
+            }
+            Op::UnshareFfa { pfn, nr } => {
+                return self.tracker.host_unshare_ffa(pfn, nr).map_or_else(Res::Err, |()| Res::Ok);
+            }
             Op::HostAccess { pa } => {
                 return match self.tracker.host_access(pa) {
                     Ok(HostAccess::Ok) => Res::Ok,
@@ -136,11 +142,16 @@ impl Sut {
         if host != want_host {
             return Err(first_diff("host stage-2", &host, &want_host));
         }
-        let (hyp, counts) = self.tracker.with_platform(|_, _, meta, hyp| {
+        let (hyp, counts, ffa) = self.tracker.with_platform(|_, _, meta, hyp| {
             let hyp: BTreeMap<_, _> = hyp.pages().map(|(pfn, s, u)| (pfn, (s, u))).collect();
             let counts: BTreeMap<_, _> = meta.counts().map(|(pfn, p, s)| (pfn, (p, s))).collect();
-            (hyp, counts)
+            (hyp, counts, meta.ffa.clone())
         });
+        let want_ffa: std::collections::BTreeSet<u64> =
+            model.pages.iter().filter(|(_, p)| p.ffa).map(|(pfn, _)| *pfn).collect();
+        if ffa != want_ffa {
+            return Err(format!("FF-A pages: real {ffa:x?}, model {want_ffa:x?}"));
+        }
         if hyp != want_hyp {
             return Err(first_diff("hyp", &hyp, &want_hyp));
         }
