@@ -31,6 +31,8 @@ pub const ENTRY_POINTS: &[&str] = &[
     "s2rmap_host_unshare_hyp",
     "s2rmap_host_donate_hyp",
     "s2rmap_hyp_donate_host",
+    "s2rmap_host_share_ffa",
+    "s2rmap_host_unshare_ffa",
     "s2rmap_hyp_pin",
     "s2rmap_hyp_unpin",
     "s2rmap_handle_hcall",
