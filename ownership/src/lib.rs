@@ -395,18 +395,23 @@ impl HostStage2 {
         range: Range<u64>,
         target: Target,
     ) -> Result<Prepared, Error> {
-        self.check_range(&range)?;
-        let leaf = match target {
+        let leaf = self.leaf_for(&range, target)?;
+        Ok(self.table.prepare(alloc, range, leaf)?)
+    }
+
+    /// The leaf that gives `range` the meaning `target`.
+    fn leaf_for(&self, range: &Range<u64>, target: Target) -> Result<Leaf, Error> {
+        self.check_range(range)?;
+        Ok(match target {
             Target::Owner(owner) => Leaf::Invalid(owner.payload()),
             Target::State(state) => {
                 let sw = state.sw_bits().ok_or(Error::NoPageState)?;
-                if !self.memory.is_ram_range(&range) {
+                if !self.memory.is_ram_range(range) {
                     return Err(Error::NotRam(range.start, range.end));
                 }
                 Leaf::Mapped { oa: PhysAddr(range.start), attrs: self.types.ram.with_sw(sw) }
             }
-        };
-        Ok(self.table.prepare(alloc, range, leaf)?)
+        })
     }
 
     /// Writes a prepared change; returns the table pages it took from the
@@ -430,16 +435,8 @@ impl HostStage2 {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
-        let prepared = self.prepare(alloc, range, target)?;
-        let reserved = prepared.pages;
-        if reserved > 0 {
-            alloc.reserve(reserved)?;
-        }
-        let taken = self.commit(alloc, tlb, prepared);
-        if reserved > taken {
-            alloc.unreserve(reserved - taken);
-        }
-        Ok(())
+        let leaf = self.leaf_for(&range, target)?;
+        Ok(self.table.update(alloc, tlb, range, leaf)?)
     }
 }
 

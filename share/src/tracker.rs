@@ -212,6 +212,24 @@ impl<P: Platform> Host<P> {
     }
 }
 
+/// Reserves table pages in the host's and a guest's pools: both or
+/// neither.
+fn reserve_both<P: Platform>(
+    host: &mut Host<P>,
+    guest: &mut Guest<P>,
+    host_pages: usize,
+    guest_pages: usize,
+) -> Result<(usize, usize), Errno> {
+    let host_res = host.reserve(host_pages)?;
+    match guest.reserve(guest_pages) {
+        Ok(guest_res) => Ok((host_res, guest_res)),
+        Err(e) => {
+            host.release(host_res);
+            Err(e)
+        }
+    }
+}
+
 fn is_host_owned(info: PageInfo) -> bool {
     info.owner == Some(OwnerId::HOST) && info.host_state == PageState::Owned
 }
@@ -672,14 +690,8 @@ impl<P: Platform> Tracker<P> {
             let leaf = guest.s2.mapping(range.start, PageState::Owned);
             let host_pages = host.prepare(range.clone(), host_target)?.pages;
             let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
-            let mut host_res = host.reserve(host_pages)?;
-            let mut guest_res = match guest.reserve(guest_pages) {
-                Ok(r) => r,
-                Err(e) => {
-                    host.release(host_res);
-                    return Err(e);
-                }
-            };
+            let (mut host_res, mut guest_res) =
+                reserve_both(&mut host, guest, host_pages, guest_pages)?;
             host.commit(range, host_target, &mut host_res);
             guest.commit(ipa, leaf, &mut guest_res);
             host.release(host_res);
@@ -715,14 +727,8 @@ impl<P: Platform> Tracker<P> {
             let leaf = guest.s2.mapping(range.start, PageState::SharedBorrowed);
             let host_pages = host.prepare(range.clone(), host_target)?.pages;
             let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
-            let mut host_res = host.reserve(host_pages)?;
-            let mut guest_res = match guest.reserve(guest_pages) {
-                Ok(r) => r,
-                Err(e) => {
-                    host.release(host_res);
-                    return Err(e);
-                }
-            };
+            let (mut host_res, mut guest_res) =
+                reserve_both(&mut host, guest, host_pages, guest_pages)?;
             host.commit(range.clone(), host_target, &mut host_res);
             guest.commit(ipa, leaf, &mut guest_res);
             for pa in pages(&range) {
@@ -766,14 +772,8 @@ impl<P: Platform> Tracker<P> {
             }
             let unmap = Leaf::Invalid(InvalidPayload::ZERO);
             let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), unmap)?.pages;
-            let mut host_res = host.reserve(host_budget)?;
-            let mut guest_res = match guest.reserve(guest_pages) {
-                Ok(r) => r,
-                Err(e) => {
-                    host.release(host_res);
-                    return Err(e);
-                }
-            };
+            let (mut host_res, mut guest_res) =
+                reserve_both(&mut host, guest, host_budget, guest_pages)?;
             // Walk the mappings again while dropping them, page by page.
             for gpa in pages(&ipa) {
                 let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
@@ -841,14 +841,8 @@ impl<P: Platform> Tracker<P> {
                 guest_budget += guest.s2.prepare(&mut guest.alloc, run.clone(), leaf)?.pages;
                 cursor = run.end;
             }
-            let mut host_res = host.reserve(host_budget)?;
-            let mut guest_res = match guest.reserve(guest_budget) {
-                Ok(r) => r,
-                Err(e) => {
-                    host.release(host_res);
-                    return Err(e);
-                }
-            };
+            let (mut host_res, mut guest_res) =
+                reserve_both(&mut host, guest, host_budget, guest_budget)?;
             for gpa in pages(&ipa) {
                 let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
                     commit_bug("guest mapping vanished", gpa);
@@ -902,14 +896,8 @@ impl<P: Platform> Tracker<P> {
             }
             let empty = Leaf::Invalid(InvalidPayload::ZERO);
             let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), empty)?.pages;
-            let mut host_res = host.reserve(host_budget)?;
-            let mut guest_res = match guest.reserve(guest_pages) {
-                Ok(r) => r,
-                Err(e) => {
-                    host.release(host_res);
-                    return Err(e);
-                }
-            };
+            let (mut host_res, mut guest_res) =
+                reserve_both(&mut host, guest, host_budget, guest_pages)?;
             // Record where the pages are before the guest loses them.
             let mut returned = 0;
             for gpa in pages(&ipa) {

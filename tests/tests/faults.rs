@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pgtable::host::FaultInjector;
-use proptest::test_runner::{Config, TestRunner};
-use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+use proptest_state_machine::StateMachineTest;
 use share::Errno;
 use tests::refmodel::{Model, Op, Res};
 use tests::strategies::Reference;
@@ -74,18 +73,7 @@ impl StateMachineTest for FaultTest {
 
 #[test]
 fn every_allocation_failure_leaves_everything_unchanged() {
-    let default_cases = if cfg!(debug_assertions) { 8 } else { 512 };
-    let cases = std::env::var("S2RMAP_FAULT_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
-    let mut runner = TestRunner::new(config.clone());
-    let result =
-        runner.run(&Reference::sequential_strategy(1..200), |(initial, transitions, seen)| {
-            FaultTest::test_sequential(config.clone(), initial, transitions, seen);
-            Ok(())
-        });
+    let (_, result) = tests::run_sequences::<FaultTest>("S2RMAP_FAULT_CASES", 8, 512, 200);
     eprintln!(
         "faults: {} allocation failures injected over {} calls, each refused with ENOMEM and no change",
         INJECTED.load(Ordering::Relaxed),

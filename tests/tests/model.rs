@@ -11,8 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use proptest::test_runner::{Config, TestRunner};
-use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+use proptest_state_machine::StateMachineTest;
 use tests::refmodel::{Model, Op};
 use tests::strategies::Reference;
 use tests::sut::Sut;
@@ -52,18 +51,7 @@ impl StateMachineTest for ModelTest {
 
 #[test]
 fn real_tracker_matches_reference_model() {
-    let default_cases = if cfg!(debug_assertions) { 24 } else { 560 };
-    let cases = std::env::var("S2RMAP_MODEL_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
-    let mut runner = TestRunner::new(config.clone());
-    let result =
-        runner.run(&Reference::sequential_strategy(1..400), |(initial, transitions, seen)| {
-            ModelTest::test_sequential(config.clone(), initial, transitions, seen);
-            Ok(())
-        });
+    let (cases, result) = tests::run_sequences::<ModelTest>("S2RMAP_MODEL_CASES", 24, 560, 400);
     let calls = CALLS.load(Ordering::Relaxed);
     let ok = SUCCEEDED.load(Ordering::Relaxed);
     eprintln!(
