@@ -322,8 +322,53 @@ impl HostStage2 {
             MemoryKind::Ram => self.types.ram,
             MemoryKind::Mmio => self.types.mmio,
         };
-        self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs)?;
+        let mapped = self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs);
+        if mapped == Err(pgtable::Error::NoMemory) {
+            // Out of table pages: give back what the host can fault in
+            // again, as stock pKVM does, and try once more.
+            self.recycle_mmio(alloc, tlb);
+            self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs)?;
+        } else {
+            mapped?;
+        }
         Ok(FaultOutcome::Mapped { range, kind: span.kind })
+    }
+
+    /// Unmaps every MMIO mapping of the host (stock pKVM's
+    /// `host_stage2_unmap_dev_all`): they are rebuilt on the next fault,
+    /// and the tables they free go back to the pool. Each leaf is unmapped
+    /// whole, so this never needs a table page itself. Returns the pages
+    /// of MMIO unmapped.
+    pub fn recycle_mmio<A, T>(&mut self, alloc: &mut A, tlb: &mut T) -> u64
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let limit = self.ipa_limit();
+        let mut unmapped = 0;
+        let mut cursor = 0;
+        while cursor < limit {
+            let span = self.memory.span_of(cursor, limit);
+            if span.kind == MemoryKind::Mmio {
+                let mut at = span.range.start;
+                while at < span.range.end {
+                    let Ok(leaf) = self.table.lookup(alloc, at) else { break };
+                    let end = leaf.end().min(span.range.end);
+                    if leaf.desc.is_valid() {
+                        // A valid MMIO leaf lies inside its gap (faults never
+                        // map across a RAM boundary): unmapping it whole takes
+                        // no table page.
+                        let whole = leaf.base..leaf.end();
+                        if self.table.unmap(alloc, tlb, whole).is_ok() {
+                            unmapped += (leaf.end() - leaf.base) / PAGE_SIZE;
+                        }
+                    }
+                    at = end;
+                }
+            }
+            cursor = span.range.end;
+        }
+        unmapped
     }
 
     fn check_range(&self, range: &Range<u64>) -> Result<(), Error> {

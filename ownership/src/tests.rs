@@ -165,6 +165,36 @@ fn refusals_change_nothing() {
 }
 
 #[test]
+fn fault_out_of_table_pages_recycles_mmio_mappings() {
+    // One-page RAM regions at 1, 2, 3, 4 GiB: the MMIO page right after
+    // each can only be mapped as a page, which takes two tables.
+    let mut regions: Vec<(u64, u64)> = (1..=4).map(|k| (k * GIB, PAGE)).collect();
+    regions.push((8 * GIB + PAGE, MIB2));
+    let mut h = Host::new(&regions);
+    for k in 1..=4 {
+        let out = h.fault(k * GIB + PAGE);
+        assert_eq!(
+            out,
+            FaultOutcome::Mapped {
+                range: k * GIB + PAGE..k * GIB + 2 * PAGE,
+                kind: MemoryKind::Mmio
+            }
+        );
+    }
+    let used = h.alloc.in_use();
+    h.alloc.set_limit(Some(used));
+    // A RAM fault now needs tables it cannot get: the MMIO mappings go,
+    // their tables fold away, and the RAM page is mapped.
+    let ram = 8 * GIB + 7 * PAGE;
+    assert!(matches!(h.fault(ram), FaultOutcome::Mapped { kind: MemoryKind::Ram, .. }));
+    assert!(h.s2.page_info(&h.alloc, ram).unwrap().mapped);
+    assert!(!h.s2.page_info(&h.alloc, GIB + PAGE).unwrap().mapped);
+    assert!(h.alloc.in_use() < used);
+    // And MMIO faults in again.
+    assert!(matches!(h.fault(GIB + PAGE), FaultOutcome::Mapped { kind: MemoryKind::Mmio, .. }));
+}
+
+#[test]
 fn corrupt_entries_are_reported_not_trusted() {
     let h = Host::new(&[(GIB, GIB)]);
     let valid_reserved =
