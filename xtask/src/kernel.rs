@@ -43,6 +43,9 @@ pub const RUST_TARGET: &str = "aarch64-unknown-none-softfloat";
 pub enum Variant {
     /// Unpatched Linux 6.12 with the same configuration: the baseline for benchmarks.
     Stock,
+    /// `Stock` plus the bench-only debug patch (`nvhe/linux/patches-stock-bench/`): s2rmap's
+    /// donate/reclaim/counters hypercall numbers, for `cargo xtask bench`.
+    StockBench,
     /// Linux with the s2rmap patches and the Rust staticlib.
     S2rmap,
     /// As `S2rmap`, plus `CONFIG_NVHE_EL2_DEBUG=y`.
@@ -54,13 +57,19 @@ pub enum Variant {
 
 impl Variant {
     /// All variants, for `--help`.
-    pub const ALL: [Variant; 4] =
-        [Variant::Stock, Variant::S2rmap, Variant::S2rmapDebug, Variant::S2rmapProd];
+    pub const ALL: [Variant; 5] = [
+        Variant::Stock,
+        Variant::StockBench,
+        Variant::S2rmap,
+        Variant::S2rmapDebug,
+        Variant::S2rmapProd,
+    ];
 
     /// The name used on the command line and for directories.
     pub fn name(self) -> &'static str {
         match self {
             Variant::Stock => "stock",
+            Variant::StockBench => "stock-bench",
             Variant::S2rmap => "s2rmap",
             Variant::S2rmapDebug => "s2rmap-debug",
             Variant::S2rmapProd => "s2rmap-prod",
@@ -72,7 +81,10 @@ impl Variant {
         match Variant::ALL.iter().find(|v| v.name() == s) {
             Some(v) => Ok(*v),
             None => {
-                bail!("unknown variant {s:?} (expected stock, s2rmap, s2rmap-debug or s2rmap-prod)")
+                bail!(
+                    "unknown variant {s:?} (expected stock, stock-bench, s2rmap, s2rmap-debug \
+                     or s2rmap-prod)"
+                )
             }
         }
     }
@@ -83,7 +95,7 @@ impl Variant {
             (Some(v), false) => Variant::parse(v),
             (Some(v), true) => match Variant::parse(v)? {
                 Variant::S2rmap | Variant::S2rmapDebug => Ok(Variant::S2rmapDebug),
-                Variant::Stock | Variant::S2rmapProd => {
+                Variant::Stock | Variant::StockBench | Variant::S2rmapProd => {
                     bail!("--debug applies to the s2rmap and s2rmap-debug variants only")
                 }
             },
@@ -94,11 +106,33 @@ impl Variant {
 
     /// Whether this variant carries the s2rmap patches and the Rust staticlib.
     pub fn patched(self) -> bool {
-        self != Variant::Stock
+        !matches!(self, Variant::Stock | Variant::StockBench)
     }
 
-    fn patchset(self) -> &'static str {
-        if self.patched() { "s2rmap" } else { "vanilla" }
+    /// The source tree under `target/linux/src/` (one per patch set).
+    pub fn patchset(self) -> &'static str {
+        match self {
+            Variant::Stock => "vanilla",
+            Variant::StockBench => "stock-bench",
+            _ => "s2rmap",
+        }
+    }
+
+    /// The directory of the patches applied to [`Variant::patchset`], if any.
+    fn patch_dir(self) -> Option<PathBuf> {
+        match self {
+            Variant::Stock => None,
+            Variant::StockBench => Some(linux_dir().join("patches-stock-bench")),
+            _ => Some(linux_dir().join("patches")),
+        }
+    }
+
+    /// The patches of this variant's source tree, in order.
+    fn patches(self) -> Result<Vec<PathBuf>> {
+        match self.patch_dir() {
+            Some(d) => util::list(&d, ".patch"),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Whether this variant is a selftest kernel: test hypercalls on, selftest modules.
@@ -143,10 +177,6 @@ impl Variant {
 /// `nvhe/linux/`.
 pub fn linux_dir() -> PathBuf {
     util::repo_root().join("nvhe/linux")
-}
-
-fn patches() -> Result<Vec<PathBuf>> {
-    util::list(&linux_dir().join("patches"), ".patch")
 }
 
 /// Makes sure the Debian packages are installed; installs the missing ones.
@@ -236,15 +266,13 @@ pub fn variant_rust_lib(variant: Variant) -> Result<PathBuf> {
 }
 
 /// Hash of what a source tree is made from: the tarball and the patches.
-fn source_stamp(patched: bool) -> Result<(String, String)> {
+fn source_stamp(variant: Variant) -> Result<(String, String)> {
     let meta = std::fs::metadata(TARBALL).map_err(|e| format!("{TARBALL}: {e}"))?;
     let mut t = Fnv::default();
     t.add(TARBALL.as_bytes()).add(&meta.len().to_le_bytes());
     let mut p = Fnv::default();
-    if patched {
-        for f in patches()? {
-            p.add_file(&f)?;
-        }
+    for f in variant.patches()? {
+        p.add_file(&f)?;
     }
     Ok((t.hex(), p.hex()))
 }
@@ -284,10 +312,10 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
     let tree = src_root.join(name);
     let stamp_file = src_root.join(format!("{name}.stamp"));
     let applied_dir = src_root.join(format!("{name}.applied"));
-    let (tar_hash, patch_hash) = source_stamp(variant.patched())?;
+    let (tar_hash, patch_hash) = source_stamp(variant)?;
     let stamp = format!("{tar_hash} {patch_hash}");
     let old = std::fs::read_to_string(&stamp_file).unwrap_or_default();
-    let new_patches = if variant.patched() { patches()? } else { Vec::new() };
+    let new_patches = variant.patches()?;
 
     if tree.join("Makefile").exists() && old.trim() == stamp {
         step(format!("source: reusing {} ({} patches)", tree.display(), new_patches.len()));
@@ -533,6 +561,10 @@ mod tests {
         assert!(Variant::from_flags(true, Some("stock")).is_err());
         assert!(Variant::parse("nope").is_err());
         assert!(!Variant::Stock.patched());
+        assert!(!Variant::StockBench.patched());
+        assert_eq!(Variant::parse("stock-bench").unwrap(), Variant::StockBench);
+        assert_eq!(Variant::StockBench.fragments().len(), 2);
+        assert_ne!(Variant::StockBench.patchset(), Variant::Stock.patchset());
         assert_eq!(Variant::S2rmapDebug.fragments().len(), 4);
         assert_eq!(Variant::S2rmap.fragments().len(), 3);
         assert_eq!(Variant::S2rmapProd.fragments().len(), 2);

@@ -9,8 +9,10 @@
 //!                       [--timeout SECS] [--break-init-check] [--append ARGS]
 //! cargo xtask run       [--debug] [--variant V] [--timeout SECS]
 //! cargo xtask test      [--debug] [--variant V] [--timeout SECS]
+//! cargo xtask bench     [--cpu max|cortex-a72|both] [--timeout SECS]
 //! ```
 
+mod bench;
 mod boot;
 mod initramfs;
 mod kernel;
@@ -37,9 +39,11 @@ commands:
   run         kernel + modules + initramfs + boot on both CPUs
   test        scripts/test (host checks), then what run does; ends with
               \"N passed, M failed\" over the boots' KTAP results plus the host checks
+  bench       stock (+ bench-only hypercalls) vs s2rmap under QEMU -icount, one vCPU:
+              instructions per operation, printed and in target/bench/results.json
 
 options:
-  --variant V          stock | s2rmap (default) | s2rmap-debug | s2rmap-prod
+  --variant V          stock | stock-bench | s2rmap (default) | s2rmap-debug | s2rmap-prod
   --debug              the s2rmap-debug variant (CONFIG_NVHE_EL2_DEBUG=y)
   --cpu C              max (hVHE) | cortex-a72 (nVHE) | both (default)
   --timeout SECS       hard limit for one boot (default 180)
@@ -124,6 +128,10 @@ fn dispatch(cmd: &str, a: &Args) -> Result {
             boot::boot_cpus(&boot::cpus(a.cpu.as_deref())?, &o)
         }
         "test" => test::run(&boot::cpus(a.cpu.as_deref())?, &opts()?),
+        "bench" => bench::run(&bench::BenchOptions {
+            cpus: boot::cpus(Some(a.cpu.as_deref().unwrap_or("max")))?,
+            timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(600)),
+        }),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -13,16 +13,21 @@
  * s2rmap's host_donate_hyp (28), hyp_donate_host (29) and counters (43),
  * which the stock kernel gets from a bench-only debug patch.
  *
+ * The conversion is checked first: a loop of a known number of
+ * instructions is timed with interrupts off ("BENCH calib_expected" and
+ * "BENCH calib_measured").
+ *
  * Output: one "BENCH <metric> <value>" line per figure, then
- * "BENCH done".
+ * "BENCH done" (or "BENCH failed" after a "BENCH error" line).
  */
 #include <linux/arm-smccc.h>
 #include <linux/gfp.h>
+#include <linux/irqflags.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/module.h>
-#include <linux/random.h>
 #include <linux/slab.h>
+#include <linux/vmalloc.h>
 #include <linux/sort.h>
 #include <asm/arch_timer.h>
 
@@ -32,13 +37,50 @@
 #define ROUNDS		9
 #define REPS		200
 #define STORM		10000
+#define FAULT_PAGES	64	/* pages whose entries are reset, then touched, per round */
+#define CALIB_ITERS	1000000	/* iterations of a two-instruction loop */
 
-static u64 ticks_to_insns;	/* ns per counter tick, = instructions with icount shift=0 */
+static u64 cntfrq;
+
+static u64 median(u64 *v);
 
 static u64 now(void)
 {
 	isb();
 	return read_sysreg(cntvct_el0);
+}
+
+/* Counter ticks to nanoseconds, = instructions with icount shift=0. */
+static u64 to_insns(u64 ticks)
+{
+	return div64_u64(ticks * NSEC_PER_SEC, cntfrq);
+}
+
+/* Exactly 2 * @n instructions (subs, b.ne), plus the call. */
+static noinline void spin(u64 n)
+{
+	asm volatile("1:	subs	%0, %0, #1\n"
+		     "	b.ne	1b\n"
+		     : "+r"(n) : : "cc");
+}
+
+/* The known-length loop, timed with interrupts off; median of ROUNDS. */
+static u64 calibrate(void)
+{
+	u64 rounds[ROUNDS];
+	unsigned long flags;
+	int r;
+
+	for (r = 0; r < ROUNDS; r++) {
+		u64 start;
+
+		local_irq_save(flags);
+		start = now();
+		spin(CALIB_ITERS);
+		rounds[r] = to_insns(now() - start);
+		local_irq_restore(flags);
+	}
+	return median(rounds);
 }
 
 static unsigned long hvc(u32 fn, u64 a1, u64 a2, struct arm_smccc_res *res)
@@ -71,9 +113,13 @@ static u64 measure(void (*op)(u64 arg), u64 arg)
 
 		for (i = 0; i < REPS; i++)
 			op(arg);
-		rounds[r] = (now() - start) * ticks_to_insns / REPS;
+		rounds[r] = to_insns(now() - start) / REPS;
 	}
 	return median(rounds);
+}
+
+static void op_empty(u64 unused)
+{
 }
 
 static void op_floor(u64 unused)
@@ -121,82 +167,135 @@ static void counters(u64 *table_pages, u64 *faults)
 	*faults = res.a1 ? 0 : res.a7;
 }
 
-/* Touch a page whose host stage-2 entry a donate + reclaim just reset. */
-static u64 host_fault(struct page *page, u64 *faults_taken)
+/* Reads one word of each of the @n pages at @p; returns instructions taken. */
+static u64 touch(u8 *p, int n)
 {
-	u64 rounds[ROUNDS], t0, f0, f1, unused;
-	volatile u64 *p = page_address(page);
-	int r;
+	u64 start = now();
+	int i;
+
+	for (i = 0; i < n; i++)
+		(void)READ_ONCE(*(u64 *)(p + i * PAGE_SIZE));
+	return to_insns(now() - start);
+}
+
+/*
+ * Host stage-2 faults: reset the entries of FAULT_PAGES pages (one
+ * donate + reclaim each), then touch them. The faults this takes are
+ * counted by the counters hypercall; the cost per fault is the time of the
+ * touch loop, less the same loop over mapped pages, over the faults taken.
+ * Median of ROUNDS rounds. @faults_taken: faults of the last round.
+ */
+static u64 host_fault(struct page *pages, u64 *faults_taken)
+{
+	u8 *p = page_address(pages);
+	u64 rounds[ROUNDS], unused;
+	int r, i;
 
 	donate_pages = 1;
-	counters(&unused, &f0);
 	for (r = 0; r < ROUNDS; r++) {
-		u64 start;
+		u64 f0, f1, cold, warm;
 
-		op_donate_reclaim(page_to_pfn(page));
-		start = now();
-		(void)*p;
-		rounds[r] = (now() - start) * ticks_to_insns;
+		for (i = 0; i < FAULT_PAGES; i++)
+			op_donate_reclaim(page_to_pfn(pages) + i);
+		counters(&unused, &f0);
+		cold = touch(p, FAULT_PAGES);
+		counters(&unused, &f1);
+		warm = touch(p, FAULT_PAGES);
+		*faults_taken = f1 - f0;
+		rounds[r] = f1 > f0 ? (cold - min(warm, cold)) / (f1 - f0) : 0;
 	}
-	counters(&unused, &f1);
-	*faults_taken = f1 - f0;
-	/* The same access once mapped, to subtract. */
-	t0 = now();
-	(void)*p;
-	t0 = (now() - t0) * ticks_to_insns;
-	return median(rounds) - min(t0, median(rounds));
+	return median(rounds);
+}
+
+/* A fixed xorshift64 sequence, so both kernels share the same storm. */
+static u64 rng_state = 0x5eed5eed5eed5eedULL;
+
+static u64 rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/*
+ * Shares STORM distinct pages at random pfns of RAM with the hyp (pages
+ * the host does not own, or already shared, are refused and skipped),
+ * reads the table pages, unshares them all, reads again.
+ */
+static void storm(u64 *pages_storm, u64 *pages_after)
+{
+	u64 first = PHYS_PFN(memstart_addr), span = totalram_pages(), unused;
+	u64 *pfns = vmalloc(array_size(STORM, sizeof(*pfns)));
+	struct arm_smccc_res res;
+	int shared = 0, tries = 0, i;
+
+	if (!pfns) {
+		pr_err("BENCH error storm: no memory\n");
+		failed = true;
+		return;
+	}
+	while (shared < STORM && tries++ < 20 * STORM) {
+		u64 pfn = first + rng() % span;
+
+		if (!pfn_valid(pfn))
+			continue;
+		if (!hvc(S2RMAP_FN_HOST_SHARE_HYP, pfn, 0, &res))
+			pfns[shared++] = pfn;
+	}
+	pr_info("BENCH storm_shared %d\n", shared);
+	pr_info("BENCH storm_tries %d\n", tries);
+	if (shared < STORM) {
+		pr_err("BENCH error storm shared only %d pages\n", shared);
+		failed = true;
+	}
+	counters(pages_storm, &unused);
+	for (i = 0; i < shared; i++)
+		check(hvc(S2RMAP_FN_HOST_UNSHARE_HYP, pfns[i], 0, &res), "storm unshare");
+	counters(pages_after, &unused);
+	vfree(pfns);
 }
 
 static int __init s2rmap_bench_init(void)
 {
 	struct page *one = alloc_page(GFP_KERNEL);
 	struct page *block = alloc_pages(GFP_KERNEL, 9);
-	struct page **storm = kcalloc(STORM, sizeof(*storm), GFP_KERNEL);
-	u64 pages_boot, pages_storm, pages_after, faults_boot, faults;
-	int i;
+	struct page *fault = alloc_pages(GFP_KERNEL, get_order(FAULT_PAGES * PAGE_SIZE));
+	u64 pages_boot, pages_storm = 0, pages_after = 0, faults_boot, faults = 0;
 
-	if (!one || !block || !storm)
+	if (!one || !block || !fault) {
+		pr_err("BENCH error: no memory\n");
+		failed = true;
 		goto out;
-	ticks_to_insns = NSEC_PER_SEC / arch_timer_get_cntfrq();
+	}
+	cntfrq = arch_timer_get_cntfrq();
 
+	/* First, before anything of ours touches the host stage-2. */
 	counters(&pages_boot, &faults_boot);
 	pr_info("BENCH boot_host_faults %llu\n", faults_boot);
 	pr_info("BENCH table_pages_after_boot %llu\n", pages_boot);
 
+	pr_info("BENCH cntfrq %llu\n", cntfrq);
+	pr_info("BENCH calib_expected %llu\n", 2ULL * CALIB_ITERS);
+	pr_info("BENCH calib_measured %llu\n", calibrate());
+
+	pr_info("BENCH loop_overhead %llu\n", measure(op_empty, 0));
 	pr_info("BENCH floor %llu\n", measure(op_floor, 0));
 	pr_info("BENCH share_unshare %llu\n", measure(op_share_unshare, page_to_pfn(one)));
 	donate_pages = 1;
 	pr_info("BENCH donate_reclaim_1 %llu\n", measure(op_donate_reclaim, page_to_pfn(one)));
 	donate_pages = 512;
 	pr_info("BENCH donate_reclaim_512 %llu\n", measure(op_donate_reclaim, page_to_pfn(block)));
-	pr_info("BENCH host_fault %llu\n", host_fault(one, &faults));
-	pr_info("BENCH host_faults_counted %llu\n", faults);
+	pr_info("BENCH host_fault %llu\n", host_fault(fault, &faults));
+	pr_info("BENCH host_faults_per_round %llu\n", faults);
 
-	/* A storm of shares on random pages, then undo it all. */
-	for (i = 0; i < STORM; i++) {
-		struct arm_smccc_res res;
-
-		storm[i] = alloc_page(GFP_KERNEL);
-		if (storm[i])
-			check(hvc(S2RMAP_FN_HOST_SHARE_HYP, page_to_pfn(storm[i]), 0, &res),
-			      "storm share");
-	}
-	counters(&pages_storm, &faults);
+	storm(&pages_storm, &pages_after);
 	pr_info("BENCH table_pages_after_storm %llu\n", pages_storm);
-	for (i = 0; i < STORM; i++) {
-		struct arm_smccc_res res;
-
-		if (!storm[i])
-			continue;
-		check(hvc(S2RMAP_FN_HOST_UNSHARE_HYP, page_to_pfn(storm[i]), 0, &res),
-		      "storm unshare");
-		__free_page(storm[i]);
-	}
-	counters(&pages_after, &faults);
 	pr_info("BENCH table_pages_after_undo %llu\n", pages_after);
 	pr_info("BENCH %s\n", failed ? "failed" : "done");
 out:
-	kfree(storm);
+	if (fault)
+		__free_pages(fault, get_order(FAULT_PAGES * PAGE_SIZE));
 	if (block)
 		__free_pages(block, 9);
 	if (one)
