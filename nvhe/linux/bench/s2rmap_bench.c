@@ -22,6 +22,7 @@
  */
 #include <linux/arm-smccc.h>
 #include <linux/gfp.h>
+#include <linux/ioport.h>
 #include <linux/irqflags.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
@@ -218,6 +219,21 @@ static u64 rng(void)
 	return rng_state;
 }
 
+static u64 ram_first = ULLONG_MAX, ram_end;
+
+/* The pfns from the first to the last top-level "System RAM" resource. */
+static void ram_range(void)
+{
+	struct resource *r;
+
+	for (r = iomem_resource.child; r; r = r->sibling) {
+		if ((r->flags & IORESOURCE_SYSTEM_RAM) != IORESOURCE_SYSTEM_RAM)
+			continue;
+		ram_first = min_t(u64, ram_first, PFN_UP(r->start));
+		ram_end = max_t(u64, ram_end, PFN_DOWN(r->end + 1));
+	}
+}
+
 /*
  * Shares STORM distinct pages at random pfns of RAM with the hyp (pages
  * the host does not own, or already shared, are refused and skipped),
@@ -225,24 +241,26 @@ static u64 rng(void)
  */
 static void storm(u64 *pages_storm, u64 *pages_after)
 {
-	u64 first = PHYS_PFN(memstart_addr), span = totalram_pages(), unused;
 	u64 *pfns = vmalloc(array_size(STORM, sizeof(*pfns)));
 	struct arm_smccc_res res;
 	int shared = 0, tries = 0, i;
+	u64 unused;
 
-	if (!pfns) {
+	ram_range();
+	if (!pfns || ram_end <= ram_first) {
 		pr_err("BENCH error storm: no memory\n");
 		failed = true;
 		return;
 	}
 	while (shared < STORM && tries++ < 20 * STORM) {
-		u64 pfn = first + rng() % span;
+		u64 pfn = ram_first + rng() % (ram_end - ram_first);
 
 		if (!pfn_valid(pfn))
 			continue;
 		if (!hvc(S2RMAP_FN_HOST_SHARE_HYP, pfn, 0, &res))
 			pfns[shared++] = pfn;
 	}
+	pr_info("BENCH ram_pages %llu\n", ram_end - ram_first);
 	pr_info("BENCH storm_shared %d\n", shared);
 	pr_info("BENCH storm_tries %d\n", tries);
 	if (shared < STORM) {
