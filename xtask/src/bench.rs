@@ -399,6 +399,7 @@ pub fn rows(stock: &BTreeMap<String, u64>, s2rmap: &BTreeMap<String, u64>) -> Ve
     let context = [
         ("loop_overhead", "measurement loop, empty op (in every figure)"),
         ("host_faults_per_round", "faults taken touching 64 reset pages"),
+        ("ram_pages", "storm: RAM pages the pfns are drawn from"),
         ("storm_shared", "storm: pages shared"),
         ("storm_tries", "storm: random pfns tried"),
         ("cntfrq", "CNTFRQ_EL0 (Hz)"),
