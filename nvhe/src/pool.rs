@@ -201,13 +201,18 @@ unsafe impl TableAllocator for PagePool {
     }
 
     fn take(&mut self) -> PhysAddr {
+        let page = self.take_for_overwrite();
+        self.zero(((page.0 - self.base) / PAGE_SIZE) as usize);
+        page
+    }
+
+    fn take_for_overwrite(&mut self) -> PhysAddr {
         assert!(self.reserved > 0, "s2rmap: table page taken without a reservation");
         let index = (0..self.pages)
             .map(|i| (self.hint + i) % self.pages)
             .find(|&i| !self.bit(i))
             .unwrap_or_else(|| panic!("s2rmap: reserved table page missing"));
         self.set_bit(index, true);
-        self.zero(index);
         self.reserved -= 1;
         self.free -= 1;
         self.hint = (index + 1) % self.pages;

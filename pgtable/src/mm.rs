@@ -47,6 +47,12 @@ pub unsafe trait TableAllocator {
     /// caller's page count, never an out-of-memory condition.
     fn take(&mut self) -> PhysAddr;
 
+    /// Like [`take`](Self::take), for a page the caller overwrites whole
+    /// before anything reads it: the pool may skip zeroing it.
+    fn take_for_overwrite(&mut self) -> PhysAddr {
+        self.take()
+    }
+
     /// Returns `pages` reserved pages that were not taken.
     fn unreserve(&mut self, pages: usize);
 
@@ -108,6 +114,17 @@ impl TablePage {
     /// the initialisation of any table it points to.
     pub(crate) fn set(&self, index: usize, desc: Descriptor) {
         self.entries()[index].store(desc.bits(), Ordering::Release);
+    }
+
+    /// Writes descriptor `i` as `first + i * step` for all 512 entries (a
+    /// uniform or contiguous run, as a split produces).
+    pub(crate) fn fill(&self, first: u64, step: u64) {
+        let entries = self.entries();
+        let mut value = first;
+        for entry in entries {
+            entry.store(value, Ordering::Relaxed);
+            value = value.wrapping_add(step);
+        }
     }
 
     /// The index of the first descriptor that differs from `expect(i)`,

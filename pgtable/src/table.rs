@@ -576,15 +576,15 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
     /// the update to that table while no walker can see it, then installs
     /// it with a single break-before-make.
     fn split(&mut self, e: Entry, old: Descriptor) {
-        let new_pa = self.alloc.take();
+        // Fresh pages are zeroed: splitting an all-zero entry writes nothing;
+        // any other split writes all 512 entries, so the page need not be.
+        let new_pa =
+            if old.bits() == 0 { self.alloc.take() } else { self.alloc.take_for_overwrite() };
         self.pages += 1;
         self.tables_delta += 1;
-        // Fresh pages are zeroed: splitting an all-zero entry writes nothing.
         if old.bits() != 0 {
-            let child = TablePage::new(&*self.alloc, new_pa);
-            for i in 0..ENTRIES_PER_TABLE {
-                child.set(i, split_child(old, e.level, i));
-            }
+            let step = if old.is_valid() { level_size(e.level + 1) } else { 0 };
+            TablePage::new(&*self.alloc, new_pa).fill(split_child(old, e.level, 0).bits(), step);
         }
         let offline = Source::Table { pa: new_pa, live: false };
         self.walk(e.level + 1, offline, e.base, ENTRIES_PER_TABLE);
