@@ -11,8 +11,25 @@ use crate::util::{self, Result, bail, step};
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// vCPUs of every boot (`-smp`) unless `--smp` says otherwise: 4, so that the
+/// stress module's SMP test (one kthread per CPU) runs on four CPUs at once.
+pub const DEFAULT_SMP: u32 = 4;
+
+static SMP: AtomicU32 = AtomicU32::new(DEFAULT_SMP);
+
+/// Sets the number of vCPUs of the boots that follow (`--smp`).
+pub fn set_smp(n: u32) {
+    SMP.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The number of vCPUs a boot gets.
+pub fn smp() -> u32 {
+    SMP.load(Ordering::Relaxed)
+}
 
 /// How to boot.
 #[derive(Debug, Clone)]
@@ -175,7 +192,7 @@ fn boot_one(
     let mut cmd = Command::new("timeout");
     cmd.args(["--kill-after=5", &format!("{}", secs + 10), "qemu-system-aarch64"])
         .args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", cpu.qemu_cpu()])
-        .args(["-smp", "2", "-m", "1G", "-nographic", "-no-reboot", "-kernel"])
+        .args(["-smp", &smp().to_string(), "-m", "1G", "-nographic", "-no-reboot", "-kernel"])
         .arg(image)
         .arg("-initrd")
         .arg(initrd)
@@ -188,10 +205,11 @@ fn boot_one(
     let mut logf = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let _ = writeln!(logf, "# {}", util::show(&cmd));
     step(format!(
-        "boot {}: {} -cpu {} (limit {secs}s), console -> {}",
+        "boot {}: {} -cpu {} -smp {} (limit {secs}s), console -> {}",
         cpu.name(),
         opts.variant.name(),
         cpu.qemu_cpu(),
+        smp(),
         log.display()
     ));
     let started = Instant::now();

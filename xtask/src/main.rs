@@ -6,9 +6,9 @@
 //! cargo xtask module    [--debug] [--variant V]
 //! cargo xtask initramfs [--debug] [--variant V]
 //! cargo xtask boot      [--cpu max|cortex-a72|both] [--debug] [--variant V]
-//!                       [--timeout SECS] [--break-init-check] [--append ARGS]
-//! cargo xtask run       [--debug] [--variant V] [--timeout SECS]
-//! cargo xtask test      [--debug] [--variant V] [--timeout SECS]
+//!                       [--timeout SECS] [--break-init-check] [--append ARGS] [--smp N]
+//! cargo xtask run       [--debug] [--variant V] [--timeout SECS] [--smp N]
+//! cargo xtask test      [--debug] [--variant V] [--timeout SECS] [--smp N]
 //! cargo xtask bench     [--cpu max|cortex-a72|both] [--timeout SECS]
 //! ```
 
@@ -46,9 +46,10 @@ options:
   --variant V          stock | stock-bench | s2rmap (default) | s2rmap-debug | s2rmap-prod
   --debug              the s2rmap-debug variant (CONFIG_NVHE_EL2_DEBUG=y)
   --cpu C              max (hVHE) | cortex-a72 (nVHE) | both (default)
-  --timeout SECS       hard limit for one boot (default 180)
+  --timeout SECS       hard limit for one boot (default 300)
   --break-init-check   boot with s2rmap.break_init_check and expect pKVM init to fail
   --append \"ARGS\"      more kernel command-line parameters (after ours, so they win)
+  --smp N              vCPUs of each boot (default 4: the SMP stress test uses them all)
 ";
 
 #[derive(Debug, Default)]
@@ -59,6 +60,7 @@ struct Args {
     timeout: Option<u64>,
     break_init_check: bool,
     append: Option<String>,
+    smp: Option<u32>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -78,6 +80,12 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             "--break-init-check" => a.break_init_check = true,
             "--append" => a.append = Some(value("--append")?),
+            "--smp" => {
+                let v = value("--smp")?;
+                a.smp = Some(
+                    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("bad --smp {v:?}"))?,
+                );
+            }
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
@@ -99,11 +107,14 @@ fn main() {
 }
 
 fn dispatch(cmd: &str, a: &Args) -> Result {
+    if let Some(n) = a.smp {
+        boot::set_smp(n);
+    }
     let variant = || Variant::from_flags(a.debug, a.variant.as_deref());
     let opts = || -> Result<boot::BootOptions> {
         Ok(boot::BootOptions {
             variant: variant()?,
-            timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(180)),
+            timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(300)),
             break_init_check: a.break_init_check,
             append: a.append.clone(),
         })

@@ -12,7 +12,9 @@
  *                             (SKIP on a kernel without s2rmap)
  *   3.. insmod_<module>       every /lib/modules/ *.ko loads (selftest modules
  *                             report their own KTAP through the kernel log);
- *                             one SKIP result when there is none.
+ *                             one SKIP result when there is none. Words
+ *                             "<module>.<param>=<value>" of the kernel
+ *                             command line become the module's parameters.
  *   then, after the modules:
  *   devmem_reads_host_page    a child maps one of init's own pages through
  *                             /dev/mem and reads back what init wrote there:
@@ -181,9 +183,42 @@ static int list_modules(char **names)
 	return n;
 }
 
+/*
+ * The parameters of module @mod from the kernel command line: each
+ * "<mod>.<param>=<value>" word becomes "<param>=<value>", as modprobe does
+ * (the kernel applies such words only to built-in code).
+ */
+static void module_args(const char *mod, char *args, size_t size)
+{
+	char cmdline[4096], *word, *save = NULL;
+	size_t len = strlen(mod), used = 0;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, cmdline, sizeof(cmdline) - 1);
+
+	args[0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	cmdline[n] = '\0';
+	for (word = strtok_r(cmdline, " \t\n", &save); word;
+	     word = strtok_r(NULL, " \t\n", &save)) {
+		int w;
+
+		if (strncmp(word, mod, len) || word[len] != '.' || !word[len + 1])
+			continue;
+		w = snprintf(args + used, size - used, "%s%s", used ? " " : "", word + len + 1);
+		if (w < 0 || (size_t)w >= size - used) {
+			args[used] = '\0';
+			break;
+		}
+		used += w;
+	}
+}
+
 static void test_module(const char *name)
 {
-	char path[512], test[300];
+	char path[512], test[300], mod[256], args[1024];
 	int fd, ret;
 
 	snprintf(path, sizeof(path), MODULE_DIR "/%s", name);
@@ -194,7 +229,11 @@ static void test_module(const char *name)
 		result(0, test, NULL);
 		return;
 	}
-	ret = syscall(SYS_finit_module, fd, "", 0);
+	snprintf(mod, sizeof(mod), "%.*s", (int)(strlen(name) - 3), name);
+	module_args(mod, args, sizeof(args));
+	if (args[0])
+		diag("%s parameters: %s", mod, args);
+	ret = syscall(SYS_finit_module, fd, args, 0);
 	if (ret)
 		diag("finit_module %s: %s", path, strerror(errno));
 	close(fd);
