@@ -326,6 +326,8 @@ pub struct Row {
     pub target: Target,
     /// Whether s2rmap met it (None: no target, or a figure is missing).
     pub met: Option<bool>,
+    /// A quotient (shown with decimals) rather than a count.
+    pub quotient: bool,
 }
 
 impl Row {
@@ -384,6 +386,7 @@ pub fn rows(stock: &BTreeMap<String, u64>, s2rmap: &BTreeMap<String, u64>) -> Ve
                 s2rmap: closeness(s2rmap),
                 target: Target::S2rmapAtMost(6.0),
                 met: None,
+                quotient: true,
             });
             continue;
         }
@@ -394,6 +397,7 @@ pub fn rows(stock: &BTreeMap<String, u64>, s2rmap: &BTreeMap<String, u64>) -> Ve
             s2rmap: get(s2rmap, key),
             target,
             met: None,
+            quotient: false,
         });
     }
     let context = [
@@ -412,6 +416,7 @@ pub fn rows(stock: &BTreeMap<String, u64>, s2rmap: &BTreeMap<String, u64>) -> Ve
             s2rmap: get(s2rmap, key),
             target: Target::None,
             met: None,
+            quotient: false,
         });
     }
     out.push(Row {
@@ -421,6 +426,7 @@ pub fn rows(stock: &BTreeMap<String, u64>, s2rmap: &BTreeMap<String, u64>) -> Ve
         s2rmap: calib(s2rmap),
         target: Target::None,
         met: None,
+        quotient: true,
     });
     for r in &mut out {
         r.met = match r.target {
@@ -437,9 +443,10 @@ pub fn rows(stock: &BTreeMap<String, u64>, s2rmap: &BTreeMap<String, u64>) -> Ve
     out
 }
 
-fn fmt_num(v: Option<f64>) -> String {
+fn fmt_num(v: Option<f64>, quotient: bool) -> String {
     match v {
         None => "-".into(),
+        Some(x) if quotient => format!("{x:.3}"),
         Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
         Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
         Some(x) => format!("{x:.3}"),
@@ -476,8 +483,8 @@ pub fn render_table(rows: &[Row]) -> String {
             s,
             "{:<w$}  {:>12}  {:>12}  {:>8}  {:<16} {met}",
             r.label,
-            fmt_num(r.stock),
-            fmt_num(r.s2rmap),
+            fmt_num(r.stock, r.quotient),
+            fmt_num(r.s2rmap, r.quotient),
             r.ratio().map_or("-".into(), |x| format!("{x:.3}")),
             fmt_target(r.target),
         );
@@ -663,10 +670,11 @@ bench-init: loading /lib/modules/s2rmap_bench.ko
 
     #[test]
     fn numbers() {
-        assert_eq!(fmt_num(Some(83.0)), "83");
-        assert_eq!(fmt_num(Some(29.94)), "29.940");
-        assert_eq!(fmt_num(Some(1234.4)), "1234");
-        assert_eq!(fmt_num(None), "-");
+        assert_eq!(fmt_num(Some(83.0), false), "83");
+        assert_eq!(fmt_num(Some(29.94), false), "29.940");
+        assert_eq!(fmt_num(Some(1234.4), false), "1234");
+        assert_eq!(fmt_num(Some(1.0), true), "1.000");
+        assert_eq!(fmt_num(None, true), "-");
         assert_eq!(json_num(Some(f64::NAN)), "null");
         assert_eq!(json_str("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
     }
