@@ -334,6 +334,20 @@ impl HostStage2 {
         Ok(FaultOutcome::Mapped { range, kind: span.kind })
     }
 
+    /// How a page of RAM coming back to the host alone (after a share ends)
+    /// is best written: as the all-zero entry where its neighbourhood is
+    /// unmapped, as a mapping where it is mapped. Either means "the host's";
+    /// matching the neighbours lets the table fold back into one entry, so
+    /// a storm of shares leaves no tables behind once it is undone.
+    #[must_use]
+    pub fn owned_target<A: TableAllocator + ?Sized>(&self, alloc: &A, pa: u64) -> Target {
+        // The buddy page sits in the same last-level table.
+        match self.table.lookup(alloc, (pa & !(PAGE_SIZE - 1)) ^ PAGE_SIZE) {
+            Ok(entry) if entry.desc.bits() == 0 => Target::Owner(OwnerId::HOST),
+            _ => Target::State(PageState::Owned),
+        }
+    }
+
     /// Unmaps every MMIO mapping of the host (stock pKVM's
     /// `host_stage2_unmap_dev_all`): they are rebuilt on the next fault,
     /// and the tables they free go back to the pool. Each leaf is unmapped

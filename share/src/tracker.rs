@@ -444,7 +444,7 @@ impl<P: Platform> Tracker<P> {
             return Err(Errno::EBUSY);
         }
         // Pages that guests still borrow stay SharedOwned.
-        let target = Target::State(PageState::Owned);
+        let target = host.s2.owned_target(&host.alloc, range.start);
         let mut budget = 0;
         let mut cursor = range.start;
         let unlent = |meta: &P::Meta, pa| meta.guest_shares(pa) == 0 && !meta.ffa_shared(pa);
@@ -534,7 +534,7 @@ impl<P: Platform> Tracker<P> {
         if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
             return Err(Errno::EPERM);
         }
-        let target = Target::State(PageState::Owned);
+        let target = host.s2.owned_target(&host.alloc, range.start);
         let unlent = |meta: &P::Meta, pa| {
             meta.guest_shares(pa) == 0 && hyp.state(pa) != PageState::SharedBorrowed
         };
@@ -754,6 +754,9 @@ impl<P: Platform> Tracker<P> {
                 return Err(Errno::EINVAL);
             }
             guest.check_mapped(&ipa, PageState::SharedBorrowed, Errno::ENOENT)?;
+            // One way back for every page, so one reservation covers them.
+            let first_pa = guest.mapped_run(ipa.start, ipa.end).map_or(0, |(_, pa, _)| pa);
+            let owned = host.s2.owned_target(&host.alloc, first_pa);
             let mut host_budget = 0;
             let mut cursor = ipa.start;
             while cursor < ipa.end {
@@ -767,7 +770,7 @@ impl<P: Platform> Tracker<P> {
                 if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
                     return Err(Errno::EPERM);
                 }
-                host_budget += host.prepare(pa_run, Target::State(PageState::Owned))?.pages;
+                host_budget += host.prepare(pa_run, owned)?.pages;
                 cursor = run.end;
             }
             let unmap = Leaf::Invalid(InvalidPayload::ZERO);
@@ -785,7 +788,7 @@ impl<P: Platform> Tracker<P> {
                     && hyp.state(pa) != PageState::SharedBorrowed
                     && !host.meta.ffa_shared(pa)
                 {
-                    host.commit(pa..pa + PAGE_SIZE, Target::State(PageState::Owned), &mut host_res);
+                    host.commit(pa..pa + PAGE_SIZE, owned, &mut host_res);
                 }
             }
             guest.commit(ipa, unmap, &mut guest_res);
