@@ -13,6 +13,11 @@
 //! | valid, SW = 10 | owned by someone else, lent to the host ([`PageState::SharedBorrowed`]) |
 //! | valid, SW = 11, or invalid with bits [31:2] set | never written: reported as [`Error::Corrupt`] |
 //!
+//! SW bit 2 (bit 57) of a lent page records that the host had not mapped
+//! it before lending it ([`Target::Lent`]): when the last borrower lets
+//! go, the page goes back to the all-zero entry rather than a mapping, so
+//! the tables split for the share fold away again.
+//!
 //! # Invariants
 //!
 //! - The host stage-2 only ever holds identity translations, and only for
@@ -334,20 +339,6 @@ impl HostStage2 {
         Ok(FaultOutcome::Mapped { range, kind: span.kind })
     }
 
-    /// How a page of RAM coming back to the host alone (after a share ends)
-    /// is best written: as the all-zero entry where its neighbourhood is
-    /// unmapped, as a mapping where it is mapped. Either means "the host's";
-    /// matching the neighbours lets the table fold back into one entry, so
-    /// a storm of shares leaves no tables behind once it is undone.
-    #[must_use]
-    pub fn owned_target<A: TableAllocator + ?Sized>(&self, alloc: &A, pa: u64) -> Target {
-        // The buddy page sits in the same last-level table.
-        match self.table.lookup(alloc, (pa & !(PAGE_SIZE - 1)) ^ PAGE_SIZE) {
-            Ok(entry) if entry.desc.bits() == 0 => Target::Owner(OwnerId::HOST),
-            _ => Target::State(PageState::Owned),
-        }
-    }
-
     /// Unmaps every MMIO mapping of the host (stock pKVM's
     /// `host_stage2_unmap_dev_all`): they are rebuilt on the next fault,
     /// and the tables they free go back to the pool. Each leaf is unmapped
@@ -463,14 +454,78 @@ impl HostStage2 {
         self.check_range(range)?;
         Ok(match target {
             Target::Owner(owner) => Leaf::Invalid(owner.payload()),
-            Target::State(state) => {
-                let sw = state.sw_bits().ok_or(Error::NoPageState)?;
+            Target::State(_) | Target::Lent { .. } => {
+                let sw = match target {
+                    Target::Lent { unmapped_before } => {
+                        PageState::SharedOwned.sw_bits().unwrap_or(0)
+                            | if unmapped_before { SW_UNMAPPED_BEFORE } else { 0 }
+                    }
+                    Target::State(state) => state.sw_bits().ok_or(Error::NoPageState)?,
+                    Target::Owner(_) => unreachable!(),
+                };
                 if !self.memory.is_ram_range(range) {
                     return Err(Error::NotRam(range.start, range.end));
                 }
                 Leaf::Mapped { oa: PhysAddr(range.start), attrs: self.types.ram.with_sw(sw) }
             }
         })
+    }
+
+    /// The first run of `from..end` (leaf by leaf, merged) over which
+    /// lending keeps one record of how the host had the pages: `Lent {
+    /// unmapped_before }`, true for unmapped pages and for lent pages that
+    /// were unmapped before their first share.
+    pub fn next_lend_run<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        from: u64,
+        end: u64,
+    ) -> Option<(Range<u64>, Target)> {
+        self.next_run_by(alloc, from, end, |desc| {
+            let unmapped_before = !desc.is_valid() || desc.attrs().sw() & SW_UNMAPPED_BEFORE != 0;
+            Target::Lent { unmapped_before }
+        })
+    }
+
+    /// The first run of `from..end` over which lent pages go back to the
+    /// host in one way: unmapped if they were unmapped before the share,
+    /// mapped otherwise.
+    pub fn next_return_run<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        from: u64,
+        end: u64,
+    ) -> Option<(Range<u64>, Target)> {
+        self.next_run_by(alloc, from, end, |desc| {
+            if desc.is_valid() && desc.attrs().sw() & SW_UNMAPPED_BEFORE != 0 {
+                Target::Owner(OwnerId::HOST)
+            } else {
+                Target::State(PageState::Owned)
+            }
+        })
+    }
+
+    fn next_run_by<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        from: u64,
+        end: u64,
+        class: impl Fn(Descriptor) -> Target,
+    ) -> Option<(Range<u64>, Target)> {
+        if from >= end {
+            return None;
+        }
+        let first = self.table.lookup(alloc, from).ok()?;
+        let target = class(first.desc);
+        let mut run_end = first.end().min(end);
+        while run_end < end {
+            let Ok(next) = self.table.lookup(alloc, run_end) else { break };
+            if class(next.desc) != target {
+                break;
+            }
+            run_end = next.end().min(end);
+        }
+        Some((from..run_end, target))
     }
 
     /// Writes a prepared change; returns the table pages it took from the
@@ -483,7 +538,8 @@ impl HostStage2 {
         self.table.commit(alloc, tlb, prepared)
     }
 
-    fn apply<A, T>(
+    /// Gives `range` the meaning `target` (prepare, reserve, commit).
+    pub fn apply<A, T>(
         &mut self,
         alloc: &mut A,
         tlb: &mut T,
@@ -507,7 +563,14 @@ pub enum Target {
     Owner(OwnerId),
     /// Mapped to the host in this state.
     State(PageState),
+    /// The host's and lent out (SharedOwned), remembering whether the
+    /// host had it mapped before.
+    Lent { unmapped_before: bool },
 }
+
+/// SW bit 2: a lent page the host had not mapped before (see the crate
+/// docs).
+const SW_UNMAPPED_BEFORE: u8 = 0b100;
 
 /// A maximal run of pages with the same owner and host state.
 #[derive(Clone, Debug, PartialEq, Eq)]

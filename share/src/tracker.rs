@@ -210,6 +210,45 @@ impl<P: Platform> Host<P> {
             self.alloc.unreserve(reserved);
         }
     }
+
+    /// Table pages to lend `range` (see [`HostStage2::next_lend_run`]).
+    fn lend_budget(&mut self, range: &Range<u64>) -> Result<usize, Errno> {
+        let mut budget = 0;
+        let mut cursor = range.start;
+        while let Some((run, target)) = self.s2.next_lend_run(&self.alloc, cursor, range.end) {
+            cursor = run.end;
+            budget += self.prepare(run, target)?.pages;
+        }
+        Ok(budget)
+    }
+
+    fn lend_commit(&mut self, range: &Range<u64>, reserved: &mut usize) {
+        let mut cursor = range.start;
+        while let Some((run, target)) = self.s2.next_lend_run(&self.alloc, cursor, range.end) {
+            cursor = run.end;
+            self.commit(run, target, reserved);
+        }
+    }
+
+    /// Table pages to give the lent pages of `range` back to the host
+    /// alone (see [`HostStage2::next_return_run`]).
+    fn return_budget(&mut self, range: &Range<u64>) -> Result<usize, Errno> {
+        let mut budget = 0;
+        let mut cursor = range.start;
+        while let Some((run, target)) = self.s2.next_return_run(&self.alloc, cursor, range.end) {
+            cursor = run.end;
+            budget += self.prepare(run, target)?.pages;
+        }
+        Ok(budget)
+    }
+
+    fn return_commit(&mut self, range: &Range<u64>, reserved: &mut usize) {
+        let mut cursor = range.start;
+        while let Some((run, target)) = self.s2.next_return_run(&self.alloc, cursor, range.end) {
+            cursor = run.end;
+            self.commit(run, target, reserved);
+        }
+    }
 }
 
 /// Reserves table pages in the host's and a guest's pools: both or
@@ -420,13 +459,13 @@ impl<P: Platform> Tracker<P> {
         let mut hyp = self.lock_hyp(&host);
         host.check(&range, is_host_owned)?;
         hyp_check(&*hyp, &range, PageState::NoPage)?;
-        let prepared = host.prepare(range.clone(), Target::State(PageState::SharedOwned))?;
-        let mut reserved = host.reserve(prepared.pages)?;
+        let budget = host.lend_budget(&range)?;
+        let mut reserved = host.reserve(budget)?;
         if let Err(e) = hyp.map(range.clone(), PageState::SharedBorrowed) {
             host.release(reserved);
             return Err(e);
         }
-        host.commit(range, Target::State(PageState::SharedOwned), &mut reserved);
+        host.lend_commit(&range, &mut reserved);
         host.release(reserved);
         Ok(())
     }
@@ -443,21 +482,20 @@ impl<P: Platform> Tracker<P> {
         if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
             return Err(Errno::EBUSY);
         }
-        // Pages that guests still borrow stay SharedOwned.
-        let target = host.s2.owned_target(&host.alloc, range.start);
+        // Pages that guests or FF-A still borrow stay SharedOwned.
+        let unlent = |meta: &P::Meta, pa| meta.guest_shares(pa) == 0 && !meta.ffa_shared(pa);
         let mut budget = 0;
         let mut cursor = range.start;
-        let unlent = |meta: &P::Meta, pa| meta.guest_shares(pa) == 0 && !meta.ffa_shared(pa);
         while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
             cursor = run.end;
-            budget += host.prepare(run, target)?.pages;
+            budget += host.return_budget(&run)?;
         }
         let mut reserved = host.reserve(budget)?;
         hyp.unmap(range.clone());
         let mut cursor = range.start;
         while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
             cursor = run.end;
-            host.commit(run, target, &mut reserved);
+            host.return_commit(&run, &mut reserved);
         }
         host.release(reserved);
         Ok(())
@@ -511,10 +549,9 @@ impl<P: Platform> Tracker<P> {
         if nr > host.meta.ffa_room() {
             return Err(Errno::ENOMEM);
         }
-        let target = Target::State(PageState::SharedOwned);
-        let prepared = host.prepare(range.clone(), target)?;
-        let mut reserved = host.reserve(prepared.pages)?;
-        host.commit(range.clone(), target, &mut reserved);
+        let budget = host.lend_budget(&range)?;
+        let mut reserved = host.reserve(budget)?;
+        host.lend_commit(&range, &mut reserved);
         host.release(reserved);
         for pa in pages(&range) {
             host.meta.set_ffa_shared(pa, true);
@@ -534,7 +571,6 @@ impl<P: Platform> Tracker<P> {
         if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
             return Err(Errno::EPERM);
         }
-        let target = host.s2.owned_target(&host.alloc, range.start);
         let unlent = |meta: &P::Meta, pa| {
             meta.guest_shares(pa) == 0 && hyp.state(pa) != PageState::SharedBorrowed
         };
@@ -542,7 +578,7 @@ impl<P: Platform> Tracker<P> {
         let mut cursor = range.start;
         while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
             cursor = run.end;
-            budget += host.prepare(run, target)?.pages;
+            budget += host.return_budget(&run)?;
         }
         let mut reserved = host.reserve(budget)?;
         for pa in pages(&range) {
@@ -551,7 +587,7 @@ impl<P: Platform> Tracker<P> {
         let mut cursor = range.start;
         while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
             cursor = run.end;
-            host.commit(run, target, &mut reserved);
+            host.return_commit(&run, &mut reserved);
         }
         host.release(reserved);
         Ok(())
@@ -723,13 +759,12 @@ impl<P: Platform> Tracker<P> {
             if newly_lent as u64 > host.meta.guest_share_room() {
                 return Err(Errno::ENOMEM);
             }
-            let host_target = Target::State(PageState::SharedOwned);
             let leaf = guest.s2.mapping(range.start, PageState::SharedBorrowed);
-            let host_pages = host.prepare(range.clone(), host_target)?.pages;
+            let host_pages = host.lend_budget(&range)?;
             let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
             let (mut host_res, mut guest_res) =
                 reserve_both(&mut host, guest, host_pages, guest_pages)?;
-            host.commit(range.clone(), host_target, &mut host_res);
+            host.lend_commit(&range, &mut host_res);
             guest.commit(ipa, leaf, &mut guest_res);
             for pa in pages(&range) {
                 let shares = host.meta.guest_shares(pa);
@@ -754,9 +789,6 @@ impl<P: Platform> Tracker<P> {
                 return Err(Errno::EINVAL);
             }
             guest.check_mapped(&ipa, PageState::SharedBorrowed, Errno::ENOENT)?;
-            // One way back for every page, so one reservation covers them.
-            let first_pa = guest.mapped_run(ipa.start, ipa.end).map_or(0, |(_, pa, _)| pa);
-            let owned = host.s2.owned_target(&host.alloc, first_pa);
             let mut host_budget = 0;
             let mut cursor = ipa.start;
             while cursor < ipa.end {
@@ -770,7 +802,7 @@ impl<P: Platform> Tracker<P> {
                 if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
                     return Err(Errno::EPERM);
                 }
-                host_budget += host.prepare(pa_run, owned)?.pages;
+                host_budget += host.return_budget(&pa_run)?;
                 cursor = run.end;
             }
             let unmap = Leaf::Invalid(InvalidPayload::ZERO);
@@ -788,7 +820,7 @@ impl<P: Platform> Tracker<P> {
                     && hyp.state(pa) != PageState::SharedBorrowed
                     && !host.meta.ffa_shared(pa)
                 {
-                    host.commit(pa..pa + PAGE_SIZE, owned, &mut host_res);
+                    host.return_commit(&(pa..pa + PAGE_SIZE), &mut host_res);
                 }
             }
             guest.commit(ipa, unmap, &mut guest_res);
@@ -1165,15 +1197,7 @@ impl<P: Platform> Tracker<P> {
             return Err(Errno::EPERM);
         }
         let host = &mut *host;
-        match target {
-            Target::Owner(owner) if owner != OwnerId::HOST => {
-                host.s2.set_owner(&mut host.alloc, &mut host.tlb, range, owner)?;
-            }
-            Target::State(state) => {
-                host.s2.set_state(&mut host.alloc, &mut host.tlb, range, state)?;
-            }
-            Target::Owner(_) => host.s2.unmap(&mut host.alloc, &mut host.tlb, range)?,
-        }
+        host.s2.apply(&mut host.alloc, &mut host.tlb, range, target)?;
         Ok(())
     }
 
