@@ -315,10 +315,11 @@ fn create_guest<P: Platform>(
     };
     tracker.hyp_claim(pool_pfn, pool_pages).map_err(undo_donate)?;
     let undo_claim = |e: Errno| {
-        if let Err(undo) = tracker.hyp_release(pool_pfn, pool_pages) {
-            panic!("s2rmap: releasing a guest pool failed: {undo:?}");
+        // Claimed pages go back directly: nothing to record, cannot fail.
+        if let Err(undo) = tracker.hyp_return_used(pool_pfn, pool_pages) {
+            panic!("s2rmap: returning a guest pool failed: {undo:?}");
         }
-        undo_donate(e)
+        e
     };
     let pool = pool_pfn * PAGE_SIZE..(pool_pfn + pool_pages) * PAGE_SIZE;
     let (root, alloc, tlb) = factory.build(args.ipa_bits, pool).map_err(undo_claim)?;
@@ -336,8 +337,7 @@ fn teardown_guest<P: Platform>(
     let (alloc, root) = tracker.teardown(guest)?.into_parts();
     let pool = factory.dismantle(alloc, root);
     let (pfn, nr) = (pool.start / PAGE_SIZE, (pool.end - pool.start) / PAGE_SIZE);
-    let give_back = tracker.hyp_release(pfn, nr).and_then(|()| tracker.hyp_donate_host(pfn, nr));
-    if let Err(e) = give_back {
+    if let Err(e) = tracker.hyp_return_used(pfn, nr) {
         panic!("s2rmap: returning the pool of a torn-down guest failed: {e:?}");
     }
     Ok(())

@@ -17,13 +17,13 @@
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use arrayvec::ArrayVec;
 use hypercalls::{Caps, GuestFactory};
 use ownership::{HostMemoryTypes, HostStage2, MemoryMap, OwnerId, PageState, Target};
 use pgtable::{PAGE_SIZE, PhysAddr, Stage2Config, Tlb};
 use share::{Errno, HypSide, PageMeta, Platform, Tracker};
 
 use crate::counts::ShareCounts;
+use crate::idle::IdleSet;
 use crate::pool::{LinearMap, PagePool, PoolBitmap, allocation_point_fails};
 
 /// What a C callback returns on success.
@@ -87,46 +87,16 @@ impl Tlb for HostTlb {
     }
 }
 
-/// Pages the host donated through the hypercall and the hyp does not use:
-/// the only hyp pages the host may ask back. Sorted, merged ranges.
-const IDLE_RANGES: usize = 64;
+/// Disjoint idle ranges the hyp can track (see [`IdleSet`]).
+const IDLE_RANGES: usize = 256;
+
+/// Pages the host donated and the hyp does not use, `.hyp.bss`; changed
+/// under the tracker's hyp lock only.
+static IDLE: spin::Mutex<IdleSet<IDLE_RANGES>> = spin::Mutex::new(IdleSet::new());
 
 /// The hyp's side, over the C hyp stage-1.
 #[derive(Debug)]
-pub struct HypStage1 {
-    idle: ArrayVec<Range<u64>, IDLE_RANGES>,
-}
-
-impl HypStage1 {
-    fn remove_idle(&mut self, range: &Range<u64>) {
-        let mut kept = ArrayVec::<Range<u64>, IDLE_RANGES>::new();
-        for r in self.idle.drain(..) {
-            for piece in [r.start..r.end.min(range.start), r.start.max(range.end)..r.end] {
-                if piece.start < piece.end && !kept.is_full() {
-                    kept.push(piece);
-                }
-            }
-        }
-        self.idle = kept;
-    }
-
-    /// Adds an idle range. When the set is full the pages stay "in use":
-    /// the safe side, at worst the host cannot ask for them back.
-    fn add_idle(&mut self, range: Range<u64>) {
-        let at = self.idle.partition_point(|r| r.end < range.start);
-        match self.idle.get_mut(at) {
-            Some(r) if r.start <= range.end => {
-                r.start = r.start.min(range.start);
-                r.end = r.end.max(range.end);
-            }
-            _ => {
-                if !self.idle.is_full() {
-                    self.idle.insert(at, range);
-                }
-            }
-        }
-    }
-}
+pub struct HypStage1;
 
 impl HypSide for HypStage1 {
     fn state(&self, pa: u64) -> PageState {
@@ -138,6 +108,11 @@ impl HypSide for HypStage1 {
         if CAPS.test_calls && allocation_point_fails(&FAIL_COUNTDOWN) {
             return Err(Errno::ENOMEM);
         }
+        // Donated pages start idle: refuse now if that cannot be recorded.
+        let mut idle = IDLE.lock();
+        if state == PageState::Owned && !idle.can_insert(&range) {
+            return Err(Errno::ENOMEM);
+        }
         // SAFETY: maps RAM pages the checks just proved the host gave the
         // hyp; the C side takes the hyp stage-1 lock and returns an errno.
         let ret =
@@ -146,15 +121,20 @@ impl HypSide for HypStage1 {
             return Err(Errno::from_code(-ret).unwrap_or(Errno::ENOMEM));
         }
         if state == PageState::Owned {
-            self.add_idle(range);
+            idle.insert(range);
         }
         Ok(())
     }
 
-    fn unmap(&mut self, range: Range<u64>) {
-        self.remove_idle(&range);
+    fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno> {
+        let mut idle = IDLE.lock();
+        if !idle.can_remove(&range) {
+            return Err(Errno::ENOMEM);
+        }
+        idle.remove(&range);
         // SAFETY: unmaps pages the checks proved the hyp no longer holds.
-        unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) }
+        unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) };
+        Ok(())
     }
 
     fn count(&self, _state: PageState) -> Option<u64> {
@@ -162,15 +142,23 @@ impl HypSide for HypStage1 {
     }
 
     fn in_use(&self, pa: u64) -> bool {
-        !self.idle.iter().any(|r| r.contains(&pa))
+        !IDLE.lock().contains(pa)
     }
 
-    fn set_in_use(&mut self, range: Range<u64>, in_use: bool) {
+    fn set_in_use(&mut self, range: Range<u64>, in_use: bool) -> Result<(), Errno> {
+        let mut idle = IDLE.lock();
         if in_use {
-            self.remove_idle(&range);
+            if !idle.can_remove(&range) {
+                return Err(Errno::ENOMEM);
+            }
+            idle.remove(&range);
         } else {
-            self.add_idle(range);
+            if !idle.can_insert(&range) {
+                return Err(Errno::ENOMEM);
+            }
+            idle.insert(range);
         }
+        Ok(())
     }
 }
 
@@ -405,14 +393,7 @@ fn host_init(pool_va: u64, pool_pages: u64, phys_shift: u32) -> Result<(), Errno
     // Linux runs the host without FWB on its stage-2 (KVM_PGTABLE_S2_NOFWB).
     let s2 = HostStage2::new(config, root, memory_map()?, HostMemoryTypes::CLASSIC)
         .map_err(Errno::from)?;
-    TRACKER.install(
-        s2,
-        pool,
-        HostTlb,
-        HypStage1 { idle: ArrayVec::new() },
-        VmemmapMeta,
-        pgtable::S2Attrs::RAM_RWX,
-    )?;
+    TRACKER.install(s2, pool, HostTlb, HypStage1, VmemmapMeta, pgtable::S2Attrs::RAM_RWX)?;
     HOST_ROOT.store(root.0, Ordering::Relaxed);
     Ok(())
 }
@@ -494,8 +475,7 @@ pub extern "C" fn s2rmap_host_unshare_ffa(pfn: u64, nr: u64) -> i32 {
 /// `__pkvm_hyp_donate_host(pfn, nr)`: the hyp is done with pages it used.
 #[unsafe(no_mangle)]
 pub extern "C" fn s2rmap_hyp_donate_host(pfn: u64, nr: u64) -> i32 {
-    let returned = TRACKER.hyp_release(pfn, nr).and_then(|()| TRACKER.hyp_donate_host(pfn, nr));
-    result_to_c(returned)
+    result_to_c(TRACKER.hyp_return_used(pfn, nr))
 }
 
 fn page_span(from: u64, to: u64) -> Option<(u64, u64)> {

@@ -16,6 +16,7 @@
 pub mod counts;
 #[cfg(target_os = "none")]
 mod el2;
+pub mod idle;
 pub mod init_check;
 pub mod pool;
 

@@ -76,11 +76,12 @@ impl HypSide for HypModel {
         Ok(())
     }
 
-    fn unmap(&mut self, range: Range<u64>) {
+    fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno> {
         for pa in (range.start..range.end).step_by(PAGE_SIZE as usize) {
             self.set(pa, PageState::NoPage);
             self.in_use.remove(&(pa / PAGE_SIZE));
         }
+        Ok(())
     }
 
     fn count(&self, state: PageState) -> Option<u64> {
@@ -91,7 +92,7 @@ impl HypSide for HypModel {
         self.in_use.contains(&(pa / PAGE_SIZE))
     }
 
-    fn set_in_use(&mut self, range: Range<u64>, in_use: bool) {
+    fn set_in_use(&mut self, range: Range<u64>, in_use: bool) -> Result<(), Errno> {
         for pfn in range.start / PAGE_SIZE..range.end / PAGE_SIZE {
             if in_use {
                 self.in_use.insert(pfn);
@@ -99,6 +100,7 @@ impl HypSide for HypModel {
                 self.in_use.remove(&pfn);
             }
         }
+        Ok(())
     }
 }
 

@@ -75,8 +75,9 @@ pub trait HypSide {
     /// SharedBorrowed). All or nothing: on error nothing changed.
     fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno>;
 
-    /// Takes `range` away from the hyp. Cannot fail.
-    fn unmap(&mut self, range: Range<u64>);
+    /// Takes `range` away from the hyp. All or nothing: an error (ENOMEM
+    /// when the hyp's own bookkeeping is full) changes nothing.
+    fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno>;
 
     /// How many pages the hyp holds in `state`, for the invariant check;
     /// `None` where the implementation cannot count them cheaply (then the
@@ -88,8 +89,9 @@ pub trait HypSide {
     /// host's request.
     fn in_use(&self, pa: u64) -> bool;
 
-    /// Marks Owned pages as used by the hyp itself, or idle again.
-    fn set_in_use(&mut self, range: Range<u64>, in_use: bool);
+    /// Marks Owned pages as used by the hyp itself, or idle again. All or
+    /// nothing, like [`unmap`](Self::unmap).
+    fn set_in_use(&mut self, range: Range<u64>, in_use: bool) -> Result<(), Errno>;
 }
 
 /// Per-page bookkeeping that lives outside the page tables (at EL2, in the

@@ -491,7 +491,10 @@ impl<P: Platform> Tracker<P> {
             budget += host.return_budget(&run)?;
         }
         let mut reserved = host.reserve(budget)?;
-        hyp.unmap(range.clone());
+        if let Err(e) = hyp.unmap(range.clone()) {
+            host.release(reserved);
+            return Err(e);
+        }
         let mut cursor = range.start;
         while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
             cursor = run.end;
@@ -521,20 +524,34 @@ impl<P: Platform> Tracker<P> {
     }
 
     /// The hyp gives `nr` pages back to the host (unmapped: the host maps
-    /// them again on its next access).
+    /// them again on its next access). Only pages the host donated and the
+    /// hyp does not use: the host's request.
     pub fn hyp_donate_host(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        self.hyp_return(pfn, nr, false)
+    }
+
+    /// The hyp gives back pages it used itself (a torn-down VM's
+    /// structures, a guest's table pool): the hyp's own decision.
+    pub fn hyp_return_used(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
+        self.hyp_return(pfn, nr, true)
+    }
+
+    fn hyp_return(&self, pfn: u64, nr: u64, used: bool) -> Result<(), Errno> {
         let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         hyp_check(&*hyp, &range, PageState::Owned)?;
-        if pages(&range).any(|pa| hyp.in_use(pa)) {
+        if pages(&range).any(|pa| hyp.in_use(pa) != used) {
             return Err(Errno::EPERM);
         }
         host.check(&range, |i| i.owner == Some(OwnerId::HYP))?;
         let target = Target::Owner(OwnerId::HOST);
         let prepared = host.prepare(range.clone(), target)?;
         let mut reserved = host.reserve(prepared.pages)?;
-        hyp.unmap(range.clone());
+        if let Err(e) = hyp.unmap(range.clone()) {
+            host.release(reserved);
+            return Err(e);
+        }
         host.commit(range, target, &mut reserved);
         host.release(reserved);
         Ok(())
@@ -612,8 +629,7 @@ impl<P: Platform> Tracker<P> {
         if pages(&range).any(|pa| hyp.in_use(pa) == in_use) {
             return Err(Errno::EPERM);
         }
-        hyp.set_in_use(range, in_use);
-        Ok(())
+        hyp.set_in_use(range, in_use)
     }
 
     fn check_hyp_shared(

@@ -1,0 +1,149 @@
+//! The pages the host donated to the hyp and the hyp does not use: the
+//! only hyp pages the host may ask back. A fixed-capacity set of disjoint,
+//! merged ranges (EL2 has no heap); every change says up front whether it
+//! fits, so a caller can refuse with ENOMEM before anything changes.
+
+use core::ops::Range;
+
+use arrayvec::ArrayVec;
+
+/// Disjoint ranges, sorted, adjacent ones merged.
+#[derive(Debug)]
+pub struct IdleSet<const N: usize> {
+    ranges: ArrayVec<Range<u64>, N>,
+}
+
+impl<const N: usize> IdleSet<N> {
+    /// An empty set (all zero: `.bss`).
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { ranges: ArrayVec::new_const() }
+    }
+
+    /// Whether `pa` is in the set.
+    #[must_use]
+    pub fn contains(&self, pa: u64) -> bool {
+        let at = self.ranges.partition_point(|r| r.end <= pa);
+        self.ranges.get(at).is_some_and(|r| r.start <= pa)
+    }
+
+    /// The ranges that touch or overlap `range` (indices `first..last`).
+    fn touching(&self, range: &Range<u64>) -> Range<usize> {
+        let first = self.ranges.partition_point(|r| r.end < range.start);
+        let last = self.ranges.partition_point(|r| r.start <= range.end);
+        first..last
+    }
+
+    /// Whether [`insert`](Self::insert) of `range` fits.
+    #[must_use]
+    pub fn can_insert(&self, range: &Range<u64>) -> bool {
+        !self.touching(range).is_empty() || !self.ranges.is_full()
+    }
+
+    /// Adds `range`, merging it with every range it touches.
+    ///
+    /// # Panics
+    ///
+    /// If it does not fit: check [`can_insert`](Self::can_insert) first.
+    pub fn insert(&mut self, range: Range<u64>) {
+        let touching = self.touching(&range);
+        if touching.is_empty() {
+            self.ranges.insert(touching.start, range);
+            return;
+        }
+        let start = range.start.min(self.ranges[touching.start].start);
+        let end = range.end.max(self.ranges[touching.end - 1].end);
+        self.ranges.drain(touching.start + 1..touching.end);
+        self.ranges[touching.start] = start..end;
+    }
+
+    /// Whether [`remove`](Self::remove) of `range` fits (it needs one more
+    /// slot when it splits a range in two).
+    #[must_use]
+    pub fn can_remove(&self, range: &Range<u64>) -> bool {
+        let splits = self.ranges.iter().any(|r| r.start < range.start && range.end < r.end);
+        !splits || !self.ranges.is_full()
+    }
+
+    /// Removes `range`.
+    ///
+    /// # Panics
+    ///
+    /// If it does not fit: check [`can_remove`](Self::can_remove) first.
+    pub fn remove(&mut self, range: &Range<u64>) {
+        let mut kept = ArrayVec::<Range<u64>, N>::new();
+        for r in self.ranges.drain(..) {
+            for piece in [r.start..r.end.min(range.start), r.start.max(range.end)..r.end] {
+                if piece.start < piece.end {
+                    kept.push(piece);
+                }
+            }
+        }
+        self.ranges = kept;
+    }
+}
+
+impl<const N: usize> Default for IdleSet<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    const PAGE: u64 = 4096;
+
+    #[test]
+    fn scattered_donations_fill_up_then_refuse_and_gaps_merge() {
+        let mut set: IdleSet<4> = IdleSet::new();
+        for i in 0..4 {
+            let r = (2 * i) * PAGE..(2 * i + 1) * PAGE;
+            assert!(set.can_insert(&r));
+            set.insert(r);
+        }
+        // A fifth disjoint range does not fit: the caller refuses it.
+        assert!(!set.can_insert(&(100 * PAGE..101 * PAGE)));
+        // Filling a gap merges three ranges into one and frees slots.
+        set.insert(PAGE..2 * PAGE);
+        assert_eq!(set.ranges.len(), 3);
+        assert!(set.can_insert(&(100 * PAGE..101 * PAGE)));
+        // Splitting needs a slot.
+        let mut full: IdleSet<1> = IdleSet::new();
+        full.insert(0..10 * PAGE);
+        assert!(!full.can_remove(&(4 * PAGE..5 * PAGE)));
+        assert!(full.can_remove(&(0..5 * PAGE)));
+    }
+
+    #[test]
+    fn matches_a_page_set() {
+        let mut set: IdleSet<64> = IdleSet::new();
+        let mut model = BTreeSet::new();
+        let mut x = 99u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let start = x % 200;
+            let len = 1 + (x >> 12) % 6;
+            let r = start * PAGE..(start + len) * PAGE;
+            if (x >> 20).is_multiple_of(2) {
+                if set.can_insert(&r) {
+                    set.insert(r.clone());
+                    model.extend(start..start + len);
+                }
+            } else if set.can_remove(&r) {
+                set.remove(&r);
+                for p in start..start + len {
+                    model.remove(&p);
+                }
+            }
+            for p in 0..210 {
+                assert_eq!(set.contains(p * PAGE), model.contains(&p), "page {p}");
+            }
+            assert!(set.ranges.windows(2).all(|w| w[0].end < w[1].start), "sorted, merged");
+        }
+    }
+}
