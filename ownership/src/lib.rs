@@ -314,15 +314,17 @@ impl HostStage2 {
         }
         let span = self.memory.span_of(pa, self.ipa_limit());
         // The entry found covers a block whose pages all agree (it is one
-        // zero descriptor), so any block inside it does too.
-        let range = (entry.level.max(1)..=3)
+        // zero descriptor), so any block inside it does too; the page itself
+        // always lies inside its span.
+        let page = pa & !(PAGE_SIZE - 1);
+        let range = (entry.level.max(1)..=2)
             .map(|level| {
                 let size = pgtable::level_size(level);
                 let start = pa & !(size - 1);
                 start..start + size
             })
             .find(|block| span.range.start <= block.start && block.end <= span.range.end)
-            .unwrap_or(pa & !(PAGE_SIZE - 1)..(pa & !(PAGE_SIZE - 1)) + PAGE_SIZE);
+            .unwrap_or(page..page + PAGE_SIZE);
         let attrs = match span.kind {
             MemoryKind::Ram => self.types.ram,
             MemoryKind::Mmio => self.types.mmio,

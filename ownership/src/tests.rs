@@ -183,6 +183,13 @@ fn fault_out_of_table_pages_recycles_mmio_mappings() {
     }
     let used = h.alloc.in_use();
     h.alloc.set_limit(Some(used));
+    // Recycling by hand (on a copy) gives back exactly the four MMIO pages.
+    let mut copy = Host::new(&regions);
+    for k in 1..=4 {
+        copy.fault(k * GIB + PAGE);
+    }
+    assert_eq!(copy.s2.recycle_mmio(&mut copy.alloc, &mut copy.tlb), 4);
+    assert_eq!(copy.s2.table().table_pages(), 0);
     // A RAM fault now needs tables it cannot get: the MMIO mappings go,
     // their tables fold away, and the RAM page is mapped.
     let ram = 8 * GIB + 7 * PAGE;
@@ -192,6 +199,56 @@ fn fault_out_of_table_pages_recycles_mmio_mappings() {
     assert!(h.alloc.in_use() < used);
     // And MMIO faults in again.
     assert!(matches!(h.fault(GIB + PAGE), FaultOutcome::Mapped { kind: MemoryKind::Mmio, .. }));
+}
+
+#[test]
+fn owner_ids_and_their_names() {
+    assert!(!OwnerId::HOST.is_guest() && !OwnerId::HYP.is_guest());
+    assert!(OwnerId::FIRST_GUEST.is_guest() && OwnerId(u32::MAX).is_guest());
+    assert_eq!(
+        std::format!("{} {} {}", OwnerId::HOST, OwnerId::HYP, OwnerId(5)),
+        "host hyp guest5"
+    );
+    assert_eq!(Error::from(pgtable::Error::UnsupportedIpaSize(40)), Error::BadRange(0, 1 << 40));
+    assert_eq!(Error::from(pgtable::Error::NoMemory), Error::NoMemory);
+}
+
+#[test]
+fn ranges_up_to_the_end_of_the_ipa_space() {
+    let mut h = Host::new(&[(GIB, GIB)]);
+    let limit = h.s2.ipa_limit();
+    let (a, t) = (&mut h.alloc, &mut h.tlb);
+    h.s2.set_owner(a, t, limit - PAGE..limit, OwnerId::HYP).unwrap();
+    assert_eq!(
+        h.s2.set_owner(a, t, limit - PAGE..limit + PAGE, OwnerId::HYP),
+        Err(Error::BadRange(limit - PAGE, limit + PAGE))
+    );
+    assert_eq!(
+        h.s2.set_owner(a, t, PAGE..PAGE + 1, OwnerId::HYP),
+        Err(Error::BadRange(PAGE, PAGE + 1))
+    );
+    assert_eq!(h.s2.unmap(a, t, limit - PAGE..limit), Ok(()));
+}
+
+#[test]
+fn commit_reports_the_pages_it_took() {
+    let mut h = Host::new(&[(GIB, GIB)]);
+    h.fault(GIB);
+    let page = GIB + 5 * PAGE;
+    let prepared =
+        h.s2.prepare(&mut h.alloc, page..page + PAGE, Target::Owner(OwnerId::HYP)).unwrap();
+    assert_eq!(prepared.pages, 2, "a 1 GiB block splits twice for one page");
+    h.alloc.reserve(2).unwrap();
+    assert_eq!(h.s2.commit(&mut h.alloc, &mut h.tlb, prepared), 2);
+}
+
+#[test]
+fn adjacent_regions_do_not_overlap() {
+    let mut m = MemoryMap::new();
+    m.add(GIB, GIB).unwrap();
+    m.add(2 * GIB, GIB).unwrap();
+    m.add(0, GIB).unwrap();
+    assert_eq!(m.regions().count(), 3);
 }
 
 #[test]
