@@ -71,15 +71,32 @@ impl<const N: usize> IdleSet<N> {
     ///
     /// If it does not fit: check [`can_remove`](Self::can_remove) first.
     pub fn remove(&mut self, range: &Range<u64>) {
-        let mut kept = ArrayVec::<Range<u64>, N>::new();
-        for r in self.ranges.drain(..) {
-            for piece in [r.start..r.end.min(range.start), r.start.max(range.end)..r.end] {
-                if piece.start < piece.end {
-                    kept.push(piece);
+        // In place: a temporary copy of the set would not fit on the
+        // one-page EL2 stack.
+        let mut i = self.ranges.partition_point(|r| r.end <= range.start);
+        while i < self.ranges.len() && self.ranges[i].start < range.end {
+            let r = self.ranges[i].clone();
+            let left = r.start..range.start.min(r.end);
+            let right = range.end.max(r.start)..r.end;
+            match (left.start < left.end, right.start < right.end) {
+                (true, true) => {
+                    self.ranges[i] = left;
+                    self.ranges.insert(i + 1, right);
+                    i += 2;
+                }
+                (true, false) => {
+                    self.ranges[i] = left;
+                    i += 1;
+                }
+                (false, true) => {
+                    self.ranges[i] = right;
+                    i += 1;
+                }
+                (false, false) => {
+                    self.ranges.remove(i);
                 }
             }
         }
-        self.ranges = kept;
     }
 }
 
