@@ -231,22 +231,41 @@ impl<P: Platform> Host<P> {
     }
 
     /// Table pages to give the lent pages of `range` back to the host
-    /// alone (see [`HostStage2::next_return_run`]).
-    fn return_budget(&mut self, range: &Range<u64>) -> Result<usize, Errno> {
+    /// alone (see [`HostStage2::next_return_run`]), skipping the pages for
+    /// which `kept(meta, pa)` holds: someone else still borrows them.
+    fn return_budget(
+        &mut self,
+        range: &Range<u64>,
+        kept: impl Fn(&P::Meta, u64) -> bool,
+    ) -> Result<usize, Errno> {
         let mut budget = 0;
         let mut cursor = range.start;
-        while let Some((run, target)) = self.s2.next_return_run(&self.alloc, cursor, range.end) {
+        while let Some(run) = next_run(range, cursor, |pa| !kept(&self.meta, pa)) {
             cursor = run.end;
-            budget += self.prepare(run, target)?.pages;
+            let mut at = run.start;
+            while let Some((piece, target)) = self.s2.next_return_run(&self.alloc, at, run.end) {
+                at = piece.end;
+                budget += self.prepare(piece, target)?.pages;
+            }
         }
         Ok(budget)
     }
 
-    fn return_commit(&mut self, range: &Range<u64>, reserved: &mut usize) {
+    /// Gives back what [`return_budget`](Self::return_budget) counted.
+    fn return_commit(
+        &mut self,
+        range: &Range<u64>,
+        kept: impl Fn(&P::Meta, u64) -> bool,
+        reserved: &mut usize,
+    ) {
         let mut cursor = range.start;
-        while let Some((run, target)) = self.s2.next_return_run(&self.alloc, cursor, range.end) {
+        while let Some(run) = next_run(range, cursor, |pa| !kept(&self.meta, pa)) {
             cursor = run.end;
-            self.commit(run, target, reserved);
+            let mut at = run.start;
+            while let Some((piece, target)) = self.s2.next_return_run(&self.alloc, at, run.end) {
+                at = piece.end;
+                self.commit(piece, target, reserved);
+            }
         }
     }
 }
@@ -483,23 +502,14 @@ impl<P: Platform> Tracker<P> {
             return Err(Errno::EBUSY);
         }
         // Pages that guests or FF-A still borrow stay SharedOwned.
-        let unlent = |meta: &P::Meta, pa| meta.guest_shares(pa) == 0 && !meta.ffa_shared(pa);
-        let mut budget = 0;
-        let mut cursor = range.start;
-        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
-            cursor = run.end;
-            budget += host.return_budget(&run)?;
-        }
+        let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
+        let budget = host.return_budget(&range, kept)?;
         let mut reserved = host.reserve(budget)?;
         if let Err(e) = hyp.unmap(range.clone()) {
             host.release(reserved);
             return Err(e);
         }
-        let mut cursor = range.start;
-        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
-            cursor = run.end;
-            host.return_commit(&run, &mut reserved);
-        }
+        host.return_commit(&range, kept, &mut reserved);
         host.release(reserved);
         Ok(())
     }
@@ -588,24 +598,16 @@ impl<P: Platform> Tracker<P> {
         if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
             return Err(Errno::EPERM);
         }
-        let unlent = |meta: &P::Meta, pa| {
-            meta.guest_shares(pa) == 0 && hyp.state(pa) != PageState::SharedBorrowed
+        // Pages that guests or the hyp still borrow stay SharedOwned.
+        let kept = |meta: &P::Meta, pa| {
+            meta.guest_shares(pa) != 0 || hyp.state(pa) == PageState::SharedBorrowed
         };
-        let mut budget = 0;
-        let mut cursor = range.start;
-        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
-            cursor = run.end;
-            budget += host.return_budget(&run)?;
-        }
+        let budget = host.return_budget(&range, kept)?;
         let mut reserved = host.reserve(budget)?;
         for pa in pages(&range) {
             host.meta.set_ffa_shared(pa, false);
         }
-        let mut cursor = range.start;
-        while let Some(run) = next_run(&range, cursor, |pa| unlent(&host.meta, pa)) {
-            cursor = run.end;
-            host.return_commit(&run, &mut reserved);
-        }
+        host.return_commit(&range, kept, &mut reserved);
         host.release(reserved);
         Ok(())
     }
@@ -818,7 +820,7 @@ impl<P: Platform> Tracker<P> {
                 if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
                     return Err(Errno::EPERM);
                 }
-                host_budget += host.return_budget(&pa_run)?;
+                host_budget += host.return_budget(&pa_run, |_, _| false)?;
                 cursor = run.end;
             }
             let unmap = Leaf::Invalid(InvalidPayload::ZERO);
@@ -836,7 +838,7 @@ impl<P: Platform> Tracker<P> {
                     && hyp.state(pa) != PageState::SharedBorrowed
                     && !host.meta.ffa_shared(pa)
                 {
-                    host.return_commit(&(pa..pa + PAGE_SIZE), &mut host_res);
+                    host.return_commit(&(pa..pa + PAGE_SIZE), |_, _| false, &mut host_res);
                 }
             }
             guest.commit(ipa, unmap, &mut guest_res);
