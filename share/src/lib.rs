@@ -47,15 +47,20 @@
 
 mod check;
 mod errno;
+#[cfg(feature = "ghost")]
+pub mod ghost;
 mod guest;
 #[cfg(any(test, feature = "host"))]
 pub mod host_model;
 mod slot;
+pub mod spec;
 mod tracker;
 
 pub use check::Violation;
 pub use errno::Errno;
 pub use guest::{GuestAccess, Lifecycle, Ripas};
+#[cfg(feature = "ghost")]
+pub use tracker::GhostStats;
 pub use tracker::{Access, Counters, Guest, HostAccess, MAX_GUESTS, Totals, Tracker};
 
 use core::ops::Range;

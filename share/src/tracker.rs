@@ -10,7 +10,13 @@ use spin::{Mutex, MutexGuard};
 
 use crate::guest::{GuestAccess, GuestStage2, Half, Lifecycle, RIPAS_RAM, page_range};
 use crate::slot::Slot;
+use crate::spec::Call;
 use crate::{Errno, HypSide, PageMeta, Platform};
+
+#[cfg(feature = "ghost")]
+mod ghosted;
+#[cfg(feature = "ghost")]
+pub use ghosted::GhostStats;
 
 /// How many guests can exist at once.
 pub const MAX_GUESTS: usize = 32;
@@ -99,6 +105,10 @@ pub struct Tracker<P: Platform> {
     hyp: Mutex<Slot<P::Hyp>>,
     guests: [Mutex<Slot<Guest<P>>>; MAX_GUESTS],
     host_faults: core::sync::atomic::AtomicU64,
+    /// Taken before the host lock by every transition when ghost checking
+    /// is on.
+    #[cfg(feature = "ghost")]
+    ghost: Mutex<ghosted::GhostState>,
 }
 
 /// A held lock on a party that exists; derefs to it.
@@ -401,7 +411,29 @@ impl<P: Platform> Tracker<P> {
             hyp: Mutex::new(Slot::Empty),
             guests: [const { Mutex::new(Slot::Empty) }; MAX_GUESTS],
             host_faults: core::sync::atomic::AtomicU64::new(0),
+            #[cfg(feature = "ghost")]
+            ghost: Mutex::new(ghosted::GhostState::new()),
         }
+    }
+
+    /// Without ghost checking, a transition is just itself.
+    #[cfg(not(feature = "ghost"))]
+    #[inline(always)]
+    fn ghosted(
+        &self,
+        _call: Call,
+        _pfn: Option<u64>,
+        _gfn: Option<u64>,
+        _nr: u64,
+        transition: impl FnOnce() -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        transition()
+    }
+
+    #[cfg(not(feature = "ghost"))]
+    #[inline(always)]
+    fn serialized<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
     }
 
     /// Installs the host and the hyp side, once. EBUSY the second time.
@@ -473,77 +505,83 @@ impl<P: Platform> Tracker<P> {
 
     /// The host lends `nr` pages at `pfn` to the hyp.
     pub fn host_share_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let mut hyp = self.lock_hyp(&host);
-        host.check(&range, is_host_owned)?;
-        hyp_check(&*hyp, &range, PageState::NoPage)?;
-        let budget = host.lend_budget(&range)?;
-        let mut reserved = host.reserve(budget)?;
-        if let Err(e) = hyp.map(range.clone(), PageState::SharedBorrowed) {
+        self.ghosted(Call::HostShareHyp, Some(pfn), None, nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let mut hyp = self.lock_hyp(&host);
+            host.check(&range, is_host_owned)?;
+            hyp_check(&*hyp, &range, PageState::NoPage)?;
+            let budget = host.lend_budget(&range)?;
+            let mut reserved = host.reserve(budget)?;
+            if let Err(e) = hyp.map(range.clone(), PageState::SharedBorrowed) {
+                host.release(reserved);
+                return Err(e);
+            }
+            host.lend_commit(&range, &mut reserved);
             host.release(reserved);
-            return Err(e);
-        }
-        host.lend_commit(&range, &mut reserved);
-        host.release(reserved);
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The host takes back pages it lent to the hyp. EBUSY while pinned.
     pub fn host_unshare_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let mut hyp = self.lock_hyp(&host);
-        host.check(&range, |i| {
-            i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
-        })?;
-        hyp_check(&*hyp, &range, PageState::SharedBorrowed)?;
-        if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
-            return Err(Errno::EBUSY);
-        }
-        // Pages that guests or FF-A still borrow stay SharedOwned.
-        let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
-        let budget = host.return_budget(&range, kept)?;
-        let mut reserved = host.reserve(budget)?;
-        if let Err(e) = hyp.unmap(range.clone()) {
+        self.ghosted(Call::HostUnshareHyp, Some(pfn), None, nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let mut hyp = self.lock_hyp(&host);
+            host.check(&range, |i| {
+                i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
+            })?;
+            hyp_check(&*hyp, &range, PageState::SharedBorrowed)?;
+            if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
+                return Err(Errno::EBUSY);
+            }
+            // Pages that guests or FF-A still borrow stay SharedOwned.
+            let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
+            let budget = host.return_budget(&range, kept)?;
+            let mut reserved = host.reserve(budget)?;
+            if let Err(e) = hyp.unmap(range.clone()) {
+                host.release(reserved);
+                return Err(e);
+            }
+            host.return_commit(&range, kept, &mut reserved);
             host.release(reserved);
-            return Err(e);
-        }
-        host.return_commit(&range, kept, &mut reserved);
-        host.release(reserved);
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The host gives `nr` pages to the hyp.
     pub fn host_donate_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let mut hyp = self.lock_hyp(&host);
-        host.check(&range, is_host_owned)?;
-        hyp_check(&*hyp, &range, PageState::NoPage)?;
-        let target = Target::Owner(OwnerId::HYP);
-        let prepared = host.prepare(range.clone(), target)?;
-        let mut reserved = host.reserve(prepared.pages)?;
-        if let Err(e) = hyp.map(range.clone(), PageState::Owned) {
+        self.ghosted(Call::HostDonateHyp, Some(pfn), None, nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let mut hyp = self.lock_hyp(&host);
+            host.check(&range, is_host_owned)?;
+            hyp_check(&*hyp, &range, PageState::NoPage)?;
+            let target = Target::Owner(OwnerId::HYP);
+            let prepared = host.prepare(range.clone(), target)?;
+            let mut reserved = host.reserve(prepared.pages)?;
+            if let Err(e) = hyp.map(range.clone(), PageState::Owned) {
+                host.release(reserved);
+                return Err(e);
+            }
+            host.commit(range, target, &mut reserved);
             host.release(reserved);
-            return Err(e);
-        }
-        host.commit(range, target, &mut reserved);
-        host.release(reserved);
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The hyp gives `nr` pages back to the host (unmapped: the host maps
     /// them again on its next access). Only pages the host donated and the
     /// hyp does not use: the host's request.
     pub fn hyp_donate_host(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        self.hyp_return(pfn, nr, false)
+        self.ghosted(Call::HypDonateHost, Some(pfn), None, nr, || self.hyp_return(pfn, nr, false))
     }
 
     /// The hyp gives back pages it used itself (a torn-down VM's
     /// structures, a guest's table pool): the hyp's own decision.
     pub fn hyp_return_used(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        self.hyp_return(pfn, nr, true)
+        self.ghosted(Call::HypReturnUsed, Some(pfn), None, nr, || self.hyp_return(pfn, nr, true))
     }
 
     fn hyp_return(&self, pfn: u64, nr: u64, used: bool) -> Result<(), Errno> {
@@ -570,57 +608,61 @@ impl<P: Platform> Tracker<P> {
     /// The host lends pages to the secure world through FF-A (the hyp's
     /// FF-A proxy calls this before forwarding a memory share).
     pub fn host_share_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        host.check(&range, is_host_owned)?;
-        if nr > host.meta.ffa_room() {
-            return Err(Errno::ENOMEM);
-        }
-        let budget = host.lend_budget(&range)?;
-        let mut reserved = host.reserve(budget)?;
-        host.lend_commit(&range, &mut reserved);
-        host.release(reserved);
-        for pa in pages(&range) {
-            host.meta.set_ffa_shared(pa, true);
-        }
-        Ok(())
+        self.ghosted(Call::HostShareFfa, Some(pfn), None, nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            host.check(&range, is_host_owned)?;
+            if nr > host.meta.ffa_room() {
+                return Err(Errno::ENOMEM);
+            }
+            let budget = host.lend_budget(&range)?;
+            let mut reserved = host.reserve(budget)?;
+            host.lend_commit(&range, &mut reserved);
+            host.release(reserved);
+            for pa in pages(&range) {
+                host.meta.set_ffa_shared(pa, true);
+            }
+            Ok(())
+        })
     }
 
     /// The secure world gave pages back (FF-A reclaim): they are the
     /// host's alone again unless someone else still borrows them.
     pub fn host_unshare_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let hyp = self.lock_hyp(&host);
-        host.check(&range, |i| {
-            i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
-        })?;
-        if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
-            return Err(Errno::EPERM);
-        }
-        // Pages that guests or the hyp still borrow stay SharedOwned.
-        let kept = |meta: &P::Meta, pa| {
-            meta.guest_shares(pa) != 0 || hyp.state(pa) == PageState::SharedBorrowed
-        };
-        let budget = host.return_budget(&range, kept)?;
-        let mut reserved = host.reserve(budget)?;
-        for pa in pages(&range) {
-            host.meta.set_ffa_shared(pa, false);
-        }
-        host.return_commit(&range, kept, &mut reserved);
-        host.release(reserved);
-        Ok(())
+        self.ghosted(Call::HostUnshareFfa, Some(pfn), None, nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let hyp = self.lock_hyp(&host);
+            host.check(&range, |i| {
+                i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
+            })?;
+            if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
+                return Err(Errno::EPERM);
+            }
+            // Pages that guests or the hyp still borrow stay SharedOwned.
+            let kept = |meta: &P::Meta, pa| {
+                meta.guest_shares(pa) != 0 || hyp.state(pa) == PageState::SharedBorrowed
+            };
+            let budget = host.return_budget(&range, kept)?;
+            let mut reserved = host.reserve(budget)?;
+            for pa in pages(&range) {
+                host.meta.set_ffa_shared(pa, false);
+            }
+            host.return_commit(&range, kept, &mut reserved);
+            host.release(reserved);
+            Ok(())
+        })
     }
 
     /// The hyp starts using Owned pages itself (a guest's table pool):
     /// from now on the host cannot ask for them back.
     pub fn hyp_claim(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        self.set_hyp_in_use(pfn, nr, true)
+        self.ghosted(Call::HypClaim, Some(pfn), None, nr, || self.set_hyp_in_use(pfn, nr, true))
     }
 
     /// The hyp stops using pages it claimed; the host may reclaim them.
     pub fn hyp_release(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        self.set_hyp_in_use(pfn, nr, false)
+        self.ghosted(Call::HypRelease, Some(pfn), None, nr, || self.set_hyp_in_use(pfn, nr, false))
     }
 
     fn set_hyp_in_use(&self, pfn: u64, nr: u64, in_use: bool) -> Result<(), Errno> {
@@ -649,34 +691,38 @@ impl<P: Platform> Tracker<P> {
     /// The hyp pins pages the host shared with it, so that they cannot be
     /// unshared while the hyp uses them.
     pub fn hyp_pin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let hyp = self.lock_hyp(&host);
-        self.check_hyp_shared(&host, &hyp, &range)?;
-        if pages(&range).any(|pa| host.meta.pins(pa) == u32::MAX) {
-            return Err(Errno::EBUSY);
-        }
-        for pa in pages(&range) {
-            let pins = host.meta.pins(pa);
-            host.meta.set_pins(pa, pins + 1);
-        }
-        Ok(())
+        self.ghosted(Call::HypPin, Some(pfn), None, nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let hyp = self.lock_hyp(&host);
+            self.check_hyp_shared(&host, &hyp, &range)?;
+            if pages(&range).any(|pa| host.meta.pins(pa) == u32::MAX) {
+                return Err(Errno::EBUSY);
+            }
+            for pa in pages(&range) {
+                let pins = host.meta.pins(pa);
+                host.meta.set_pins(pa, pins + 1);
+            }
+            Ok(())
+        })
     }
 
     /// Drops one pin. EPERM for a page that is not pinned.
     pub fn hyp_unpin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let hyp = self.lock_hyp(&host);
-        self.check_hyp_shared(&host, &hyp, &range)?;
-        if pages(&range).any(|pa| host.meta.pins(pa) == 0) {
-            return Err(Errno::EPERM);
-        }
-        for pa in pages(&range) {
-            let pins = host.meta.pins(pa);
-            host.meta.set_pins(pa, pins - 1);
-        }
-        Ok(())
+        self.ghosted(Call::HypUnpin, Some(pfn), None, nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let hyp = self.lock_hyp(&host);
+            self.check_hyp_shared(&host, &hyp, &range)?;
+            if pages(&range).any(|pa| host.meta.pins(pa) == 0) {
+                return Err(Errno::EPERM);
+            }
+            for pa in pages(&range) {
+                let pins = host.meta.pins(pa);
+                host.meta.set_pins(pa, pins - 1);
+            }
+            Ok(())
+        })
     }
 
     // ---------------------------------------------------------------
@@ -694,103 +740,112 @@ impl<P: Platform> Tracker<P> {
         alloc: P::GuestAlloc,
         tlb: P::GuestTlb,
     ) -> Result<OwnerId, Errno> {
-        let config = Stage2Config::new(ipa_bits).map_err(|_| Errno::EINVAL)?;
-        let table = pgtable::PageTable::new(config, root).map_err(|_| Errno::EINVAL)?;
-        let _host = self.lock_host()?;
-        let slots: &mut dyn Iterator<Item = usize> = match id {
-            Some(id) if id.is_guest() => {
-                &mut core::iter::once((id.0 - OwnerId::FIRST_GUEST.0) as usize)
-            }
-            Some(_) => return Err(Errno::EINVAL),
-            None => &mut (0..MAX_GUESTS),
-        };
-        for slot in slots {
-            let Some(mut guard) = self.guests.get(slot).map(|m| m.lock()) else {
-                return Err(Errno::EINVAL);
+        self.serialized(|| {
+            let config = Stage2Config::new(ipa_bits).map_err(|_| Errno::EINVAL)?;
+            let table = pgtable::PageTable::new(config, root).map_err(|_| Errno::EINVAL)?;
+            let _host = self.lock_host()?;
+            let slots: &mut dyn Iterator<Item = usize> = match id {
+                Some(id) if id.is_guest() => {
+                    &mut core::iter::once((id.0 - OwnerId::FIRST_GUEST.0) as usize)
+                }
+                Some(_) => return Err(Errno::EINVAL),
+                None => &mut (0..MAX_GUESTS),
             };
-            if guard.is_empty() {
-                let s2 = GuestStage2 { table, ram: _host.guest_ram };
-                *guard = Slot::Full(Guest { s2, alloc, tlb, lifecycle: Lifecycle::New });
-                return Ok(OwnerId(OwnerId::FIRST_GUEST.0 + slot as u32));
+            for slot in slots {
+                let Some(mut guard) = self.guests.get(slot).map(|m| m.lock()) else {
+                    return Err(Errno::EINVAL);
+                };
+                if guard.is_empty() {
+                    let s2 = GuestStage2 { table, ram: _host.guest_ram };
+                    *guard = Slot::Full(Guest { s2, alloc, tlb, lifecycle: Lifecycle::New });
+                    return Ok(OwnerId(OwnerId::FIRST_GUEST.0 + slot as u32));
+                }
             }
-        }
-        Err(Errno::EBUSY)
+            Err(Errno::EBUSY)
+        })
     }
 
     /// Marks the guest as having run: its RIPAS can no longer be set up.
     pub fn run_guest(&self, id: OwnerId) -> Result<(), Errno> {
-        let host = self.lock_host()?;
-        let mut guard = self.lock_guest(&host, id)?;
-        Self::with_guest(&mut guard, |g| {
-            g.lifecycle = Lifecycle::Running;
-            Ok(())
+        self.serialized(|| {
+            let host = self.lock_host()?;
+            let mut guard = self.lock_guest(&host, id)?;
+            Self::with_guest(&mut guard, |g| {
+                g.lifecycle = Lifecycle::Running;
+                Ok(())
+            })
         })
     }
 
     /// The host gives `nr` pages at `pfn` to guest `id`, mapped at `gfn`
     /// in its protected half.
     pub fn host_donate_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let mut guard = self.lock_guest(&host, id)?;
-        Self::with_guest(&mut guard, |guest| {
-            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
-            if half != Half::Protected {
-                return Err(Errno::EINVAL);
-            }
-            host.check(&range, is_host_owned)?;
-            guest.check_unmapped(&ipa)?;
-            let host_target = Target::Owner(id);
-            let leaf = guest.s2.mapping(range.start, PageState::Owned);
-            let host_pages = host.prepare(range.clone(), host_target)?.pages;
-            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
-            let (mut host_res, mut guest_res) =
-                reserve_both(&mut host, guest, host_pages, guest_pages)?;
-            host.commit(range, host_target, &mut host_res);
-            guest.commit(ipa, leaf, &mut guest_res);
-            host.release(host_res);
-            guest.release(guest_res);
-            Ok(())
+        self.ghosted(Call::HostDonateGuest(id), Some(pfn), Some(gfn), nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let mut guard = self.lock_guest(&host, id)?;
+            Self::with_guest(&mut guard, |guest| {
+                let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+                if half != Half::Protected {
+                    return Err(Errno::EINVAL);
+                }
+                host.check(&range, is_host_owned)?;
+                guest.check_unmapped(&ipa)?;
+                let host_target = Target::Owner(id);
+                let leaf = guest.s2.mapping(range.start, PageState::Owned);
+                let host_pages = host.prepare(range.clone(), host_target)?.pages;
+                let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
+                let (mut host_res, mut guest_res) =
+                    reserve_both(&mut host, guest, host_pages, guest_pages)?;
+                host.commit(range, host_target, &mut host_res);
+                guest.commit(ipa, leaf, &mut guest_res);
+                host.release(host_res);
+                guest.release(guest_res);
+                Ok(())
+            })
         })
     }
 
     /// The host lends `nr` pages at `pfn` to guest `id`, mapped at `gfn` in
     /// its unprotected half. Several guests may borrow one page.
     pub fn host_share_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let mut guard = self.lock_guest(&host, id)?;
-        Self::with_guest(&mut guard, |guest| {
-            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
-            if half != Half::Unprotected {
-                return Err(Errno::EINVAL);
-            }
-            host.check(&range, |i| {
-                i.owner == Some(OwnerId::HOST)
-                    && matches!(i.host_state, PageState::Owned | PageState::SharedOwned)
-            })?;
-            guest.check_unmapped(&ipa)?;
-            if pages(&range).any(|pa| host.meta.guest_shares(pa) == u32::MAX) {
-                return Err(Errno::EBUSY);
-            }
-            let newly_lent = pages(&range).filter(|&pa| host.meta.guest_shares(pa) == 0).count();
-            if newly_lent as u64 > host.meta.guest_share_room() {
-                return Err(Errno::ENOMEM);
-            }
-            let leaf = guest.s2.mapping(range.start, PageState::SharedBorrowed);
-            let host_pages = host.lend_budget(&range)?;
-            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
-            let (mut host_res, mut guest_res) =
-                reserve_both(&mut host, guest, host_pages, guest_pages)?;
-            host.lend_commit(&range, &mut host_res);
-            guest.commit(ipa, leaf, &mut guest_res);
-            for pa in pages(&range) {
-                let shares = host.meta.guest_shares(pa);
-                host.meta.set_guest_shares(pa, shares + 1);
-            }
-            host.release(host_res);
-            guest.release(guest_res);
-            Ok(())
+        self.ghosted(Call::HostShareGuest(id), Some(pfn), Some(gfn), nr, || {
+            let mut host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let mut guard = self.lock_guest(&host, id)?;
+            Self::with_guest(&mut guard, |guest| {
+                let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+                if half != Half::Unprotected {
+                    return Err(Errno::EINVAL);
+                }
+                host.check(&range, |i| {
+                    i.owner == Some(OwnerId::HOST)
+                        && matches!(i.host_state, PageState::Owned | PageState::SharedOwned)
+                })?;
+                guest.check_unmapped(&ipa)?;
+                if pages(&range).any(|pa| host.meta.guest_shares(pa) == u32::MAX) {
+                    return Err(Errno::EBUSY);
+                }
+                let newly_lent =
+                    pages(&range).filter(|&pa| host.meta.guest_shares(pa) == 0).count();
+                if newly_lent as u64 > host.meta.guest_share_room() {
+                    return Err(Errno::ENOMEM);
+                }
+                let leaf = guest.s2.mapping(range.start, PageState::SharedBorrowed);
+                let host_pages = host.lend_budget(&range)?;
+                let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
+                let (mut host_res, mut guest_res) =
+                    reserve_both(&mut host, guest, host_pages, guest_pages)?;
+                host.lend_commit(&range, &mut host_res);
+                guest.commit(ipa, leaf, &mut guest_res);
+                for pa in pages(&range) {
+                    let shares = host.meta.guest_shares(pa);
+                    host.meta.set_guest_shares(pa, shares + 1);
+                }
+                host.release(host_res);
+                guest.release(guest_res);
+                Ok(())
+            })
         })
     }
 
@@ -798,65 +853,71 @@ impl<P: Platform> Tracker<P> {
     /// there is no mapping. A page returns to Owned when nobody borrows it
     /// any more.
     pub fn host_unshare_guest(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let hyp = self.lock_hyp(&host);
-        let mut guard = self.lock_guest(&host, id)?;
-        Self::with_guest(&mut guard, |guest| {
-            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
-            if half != Half::Unprotected {
-                return Err(Errno::EINVAL);
-            }
-            guest.check_mapped(&ipa, PageState::SharedBorrowed, Errno::ENOENT)?;
-            let mut host_budget = 0;
-            let mut cursor = ipa.start;
-            while cursor < ipa.end {
-                let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
-                    return Err(Errno::ENOENT);
-                };
-                let pa_run = pa..pa + (run.end - run.start);
-                host.check(&pa_run, |i| {
-                    i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
-                })?;
-                if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
-                    return Err(Errno::EPERM);
+        self.ghosted(Call::HostUnshareGuest(id), None, Some(gfn), nr, || {
+            let mut host = self.lock_host()?;
+            let hyp = self.lock_hyp(&host);
+            let mut guard = self.lock_guest(&host, id)?;
+            Self::with_guest(&mut guard, |guest| {
+                let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+                if half != Half::Unprotected {
+                    return Err(Errno::EINVAL);
                 }
-                host_budget += host.return_budget(&pa_run, |_, _| false)?;
-                cursor = run.end;
-            }
-            let unmap = Leaf::Invalid(InvalidPayload::ZERO);
-            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), unmap)?.pages;
-            let (mut host_res, mut guest_res) =
-                reserve_both(&mut host, guest, host_budget, guest_pages)?;
-            // Walk the mappings again while dropping them, page by page.
-            for gpa in pages(&ipa) {
-                let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
-                    commit_bug("guest mapping vanished", gpa);
-                };
-                let shares = host.meta.guest_shares(pa) - 1;
-                host.meta.set_guest_shares(pa, shares);
-                if shares == 0
-                    && hyp.state(pa) != PageState::SharedBorrowed
-                    && !host.meta.ffa_shared(pa)
-                {
-                    host.return_commit(&(pa..pa + PAGE_SIZE), |_, _| false, &mut host_res);
+                guest.check_mapped(&ipa, PageState::SharedBorrowed, Errno::ENOENT)?;
+                let mut host_budget = 0;
+                let mut cursor = ipa.start;
+                while cursor < ipa.end {
+                    let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                        return Err(Errno::ENOENT);
+                    };
+                    let pa_run = pa..pa + (run.end - run.start);
+                    host.check(&pa_run, |i| {
+                        i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
+                    })?;
+                    if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
+                        return Err(Errno::EPERM);
+                    }
+                    host_budget += host.return_budget(&pa_run, |_, _| false)?;
+                    cursor = run.end;
                 }
-            }
-            guest.commit(ipa, unmap, &mut guest_res);
-            host.release(host_res);
-            guest.release(guest_res);
-            Ok(())
+                let unmap = Leaf::Invalid(InvalidPayload::ZERO);
+                let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), unmap)?.pages;
+                let (mut host_res, mut guest_res) =
+                    reserve_both(&mut host, guest, host_budget, guest_pages)?;
+                // Walk the mappings again while dropping them, page by page.
+                for gpa in pages(&ipa) {
+                    let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
+                        commit_bug("guest mapping vanished", gpa);
+                    };
+                    let shares = host.meta.guest_shares(pa) - 1;
+                    host.meta.set_guest_shares(pa, shares);
+                    if shares == 0
+                        && hyp.state(pa) != PageState::SharedBorrowed
+                        && !host.meta.ffa_shared(pa)
+                    {
+                        host.return_commit(&(pa..pa + PAGE_SIZE), |_, _| false, &mut host_res);
+                    }
+                }
+                guest.commit(ipa, unmap, &mut guest_res);
+                host.release(host_res);
+                guest.release(guest_res);
+                Ok(())
+            })
         })
     }
 
     /// Guest `id` lends its protected pages at `gfn` to the host.
     pub fn guest_share_host(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
-        self.guest_host_share(id, gfn, nr, true)
+        self.ghosted(Call::GuestShareHost(id), None, Some(gfn), nr, || {
+            self.guest_host_share(id, gfn, nr, true)
+        })
     }
 
     /// Guest `id` takes back pages it lent to the host; the host loses
     /// access.
     pub fn guest_unshare_host(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
-        self.guest_host_share(id, gfn, nr, false)
+        self.ghosted(Call::GuestUnshareHost(id), None, Some(gfn), nr, || {
+            self.guest_host_share(id, gfn, nr, false)
+        })
     }
 
     fn guest_host_share(&self, id: OwnerId, gfn: u64, nr: u64, share: bool) -> Result<(), Errno> {
@@ -927,45 +988,47 @@ impl<P: Platform> Tracker<P> {
     /// Guest `id` gives up its protected pages at `gfn`: their RIPAS
     /// becomes EMPTY, and they return to the host zeroed.
     pub fn guest_relinquish(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
-        let mut guard = self.lock_guest(&host, id)?;
-        Self::with_guest(&mut guard, |guest| {
-            let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
-            if half != Half::Protected {
-                return Err(Errno::EINVAL);
-            }
-            guest.check_mapped(&ipa, PageState::Owned, Errno::EPERM)?;
-            let target = Target::Owner(OwnerId::HOST);
-            let mut host_budget = 0;
-            let mut cursor = ipa.start;
-            while cursor < ipa.end {
-                let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
-                    return Err(Errno::EPERM);
-                };
-                let pa_run = pa..pa + (run.end - run.start);
-                host.check(&pa_run, |i| i.owner == Some(id))?;
-                host_budget += host.prepare(pa_run, target)?.pages;
-                cursor = run.end;
-            }
-            let empty = Leaf::Invalid(InvalidPayload::ZERO);
-            let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), empty)?.pages;
-            let (mut host_res, mut guest_res) =
-                reserve_both(&mut host, guest, host_budget, guest_pages)?;
-            // Record where the pages are before the guest loses them.
-            let mut returned = 0;
-            for gpa in pages(&ipa) {
-                let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
-                    commit_bug("guest mapping vanished", gpa);
-                };
-                guest.commit(gpa..gpa + PAGE_SIZE, empty, &mut guest_res);
-                host.meta.zero(pa..pa + PAGE_SIZE);
-                host.commit(pa..pa + PAGE_SIZE, target, &mut host_res);
-                returned += 1;
-            }
-            debug_assert_eq!(returned, nr);
-            host.release(host_res);
-            guest.release(guest_res);
-            Ok(())
+        self.ghosted(Call::GuestRelinquish(id), None, Some(gfn), nr, || {
+            let mut host = self.lock_host()?;
+            let mut guard = self.lock_guest(&host, id)?;
+            Self::with_guest(&mut guard, |guest| {
+                let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
+                if half != Half::Protected {
+                    return Err(Errno::EINVAL);
+                }
+                guest.check_mapped(&ipa, PageState::Owned, Errno::EPERM)?;
+                let target = Target::Owner(OwnerId::HOST);
+                let mut host_budget = 0;
+                let mut cursor = ipa.start;
+                while cursor < ipa.end {
+                    let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                        return Err(Errno::EPERM);
+                    };
+                    let pa_run = pa..pa + (run.end - run.start);
+                    host.check(&pa_run, |i| i.owner == Some(id))?;
+                    host_budget += host.prepare(pa_run, target)?.pages;
+                    cursor = run.end;
+                }
+                let empty = Leaf::Invalid(InvalidPayload::ZERO);
+                let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), empty)?.pages;
+                let (mut host_res, mut guest_res) =
+                    reserve_both(&mut host, guest, host_budget, guest_pages)?;
+                // Record where the pages are before the guest loses them.
+                let mut returned = 0;
+                for gpa in pages(&ipa) {
+                    let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
+                        commit_bug("guest mapping vanished", gpa);
+                    };
+                    guest.commit(gpa..gpa + PAGE_SIZE, empty, &mut guest_res);
+                    host.meta.zero(pa..pa + PAGE_SIZE);
+                    host.commit(pa..pa + PAGE_SIZE, target, &mut host_res);
+                    returned += 1;
+                }
+                debug_assert_eq!(returned, nr);
+                host.release(host_res);
+                guest.release(guest_res);
+                Ok(())
+            })
         })
     }
 
@@ -974,39 +1037,41 @@ impl<P: Platform> Tracker<P> {
     /// EINVAL if the range wraps, is misaligned or leaves the protected
     /// half; EPERM once the guest has run.
     pub fn init_ripas(&self, id: OwnerId, ipa: u64, size: u64) -> Result<(), Errno> {
-        let host = self.lock_host()?;
-        let mut guard = self.lock_guest(&host, id)?;
-        Self::with_guest(&mut guard, |guest| {
-            let end = ipa.checked_add(size).ok_or(Errno::EINVAL)?;
-            if !ipa.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
-                return Err(Errno::EINVAL);
-            }
-            if end > guest.s2.unprotected_bit() {
-                return Err(Errno::EINVAL);
-            }
-            if guest.lifecycle != Lifecycle::New {
-                return Err(Errno::EPERM);
-            }
-            if size == 0 {
-                return Ok(());
-            }
-            let leaf = Leaf::Invalid(RIPAS_RAM);
-            // Unassigned entries become RIPAS RAM; mapped (donated) pages
-            // already are.
-            let mut budget = 0;
-            let mut cursor = ipa;
-            while let Some(run) = guest.next_unassigned(cursor, end) {
-                cursor = run.end;
-                budget += guest.s2.prepare(&mut guest.alloc, run, leaf)?.pages;
-            }
-            let mut reserved = guest.reserve(budget)?;
-            let mut cursor = ipa;
-            while let Some(run) = guest.next_unassigned(cursor, end) {
-                cursor = run.end;
-                guest.commit(run, leaf, &mut reserved);
-            }
-            guest.release(reserved);
-            Ok(())
+        self.serialized(|| {
+            let host = self.lock_host()?;
+            let mut guard = self.lock_guest(&host, id)?;
+            Self::with_guest(&mut guard, |guest| {
+                let end = ipa.checked_add(size).ok_or(Errno::EINVAL)?;
+                if !ipa.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
+                    return Err(Errno::EINVAL);
+                }
+                if end > guest.s2.unprotected_bit() {
+                    return Err(Errno::EINVAL);
+                }
+                if guest.lifecycle != Lifecycle::New {
+                    return Err(Errno::EPERM);
+                }
+                if size == 0 {
+                    return Ok(());
+                }
+                let leaf = Leaf::Invalid(RIPAS_RAM);
+                // Unassigned entries become RIPAS RAM; mapped (donated) pages
+                // already are.
+                let mut budget = 0;
+                let mut cursor = ipa;
+                while let Some(run) = guest.next_unassigned(cursor, end) {
+                    cursor = run.end;
+                    budget += guest.s2.prepare(&mut guest.alloc, run, leaf)?.pages;
+                }
+                let mut reserved = guest.reserve(budget)?;
+                let mut cursor = ipa;
+                while let Some(run) = guest.next_unassigned(cursor, end) {
+                    cursor = run.end;
+                    guest.commit(run, leaf, &mut reserved);
+                }
+                guest.release(reserved);
+                Ok(())
+            })
         })
     }
 
@@ -1014,57 +1079,60 @@ impl<P: Platform> Tracker<P> {
     /// every page it borrowed is dropped (the host's share counts fall),
     /// and its table memory is handed back.
     pub fn teardown(&self, id: OwnerId) -> Result<Guest<P>, Errno> {
-        let mut host = self.lock_host()?;
-        let hyp = self.lock_hyp(&host);
-        let mut guard = self.lock_guest(&host, id)?;
-        let Some(guest) = guard.as_mut() else { return Err(Errno::ENOENT) };
-        let limit = guest.s2.ipa_limit();
-        let target = Target::Owner(OwnerId::HOST);
-        // Everything the host gets back becomes one thing (host-owned,
-        // unmapped), so one summed reservation covers every step.
-        let mut budget = 0;
-        let mut cursor = 0;
-        while cursor < limit {
-            let entry = guest.s2.table.lookup(&guest.alloc, cursor).map_err(|_| Errno::EINVAL)?;
-            let end = entry.end().min(limit);
-            if let Some(pa) = entry.output_address(cursor) {
-                budget += host.prepare(pa.0..pa.0 + (end - cursor), target)?.pages;
+        self.serialized(|| {
+            let mut host = self.lock_host()?;
+            let hyp = self.lock_hyp(&host);
+            let mut guard = self.lock_guest(&host, id)?;
+            let Some(guest) = guard.as_mut() else { return Err(Errno::ENOENT) };
+            let limit = guest.s2.ipa_limit();
+            let target = Target::Owner(OwnerId::HOST);
+            // Everything the host gets back becomes one thing (host-owned,
+            // unmapped), so one summed reservation covers every step.
+            let mut budget = 0;
+            let mut cursor = 0;
+            while cursor < limit {
+                let entry =
+                    guest.s2.table.lookup(&guest.alloc, cursor).map_err(|_| Errno::EINVAL)?;
+                let end = entry.end().min(limit);
+                if let Some(pa) = entry.output_address(cursor) {
+                    budget += host.prepare(pa.0..pa.0 + (end - cursor), target)?.pages;
+                }
+                cursor = end;
             }
-            cursor = end;
-        }
-        let mut reserved = host.reserve(budget)?;
-        let mut cursor = 0;
-        while cursor < limit {
-            let Ok(entry) = guest.s2.table.lookup(&guest.alloc, cursor) else {
-                commit_bug("guest walk", cursor);
-            };
-            let end = entry.end().min(limit);
-            if let Some(pa) = entry.output_address(cursor) {
-                let pa_run = pa.0..pa.0 + (end - cursor);
-                match PageState::from_sw_bits(entry.desc.attrs().sw()) {
-                    Some(PageState::SharedBorrowed) => {
-                        for p in pages(&pa_run) {
-                            let shares = host.meta.guest_shares(p).saturating_sub(1);
-                            host.meta.set_guest_shares(p, shares);
-                            if shares == 0
-                                && hyp.state(p) != PageState::SharedBorrowed
-                                && !host.meta.ffa_shared(p)
-                            {
-                                host.commit(p..p + PAGE_SIZE, target, &mut reserved);
+            let mut reserved = host.reserve(budget)?;
+            let mut cursor = 0;
+            while cursor < limit {
+                let Ok(entry) = guest.s2.table.lookup(&guest.alloc, cursor) else {
+                    commit_bug("guest walk", cursor);
+                };
+                let end = entry.end().min(limit);
+                if let Some(pa) = entry.output_address(cursor) {
+                    let pa_run = pa.0..pa.0 + (end - cursor);
+                    match PageState::from_sw_bits(entry.desc.attrs().sw()) {
+                        Some(PageState::SharedBorrowed) => {
+                            for p in pages(&pa_run) {
+                                let shares = host.meta.guest_shares(p).saturating_sub(1);
+                                host.meta.set_guest_shares(p, shares);
+                                if shares == 0
+                                    && hyp.state(p) != PageState::SharedBorrowed
+                                    && !host.meta.ffa_shared(p)
+                                {
+                                    host.commit(p..p + PAGE_SIZE, target, &mut reserved);
+                                }
                             }
                         }
-                    }
-                    _ => {
-                        host.meta.zero(pa_run.clone());
-                        host.commit(pa_run, target, &mut reserved);
+                        _ => {
+                            host.meta.zero(pa_run.clone());
+                            host.commit(pa_run, target, &mut reserved);
+                        }
                     }
                 }
+                cursor = end;
             }
-            cursor = end;
-        }
-        host.release(reserved);
-        guest.s2.table.clear(&mut guest.alloc, &mut guest.tlb);
-        guard.take().ok_or(Errno::ENOENT)
+            host.release(reserved);
+            guest.s2.table.clear(&mut guest.alloc, &mut guest.tlb);
+            guard.take().ok_or(Errno::ENOENT)
+        })
     }
 
     // ---------------------------------------------------------------

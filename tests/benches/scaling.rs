@@ -7,7 +7,7 @@
 //! reported: the machine is noisy, absolute times are not comparable
 //! across runs.
 //!
-//! `cargo bench -p tests --bench scaling`
+//! `cargo bench -p tests --no-default-features --bench scaling`
 
 use std::time::Instant;
 

@@ -18,6 +18,8 @@ use tests::sut::Sut;
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 static SUCCEEDED: AtomicU64 = AtomicU64::new(0);
+/// Calls the ghost checker compared page by page with the specification.
+static GHOST_CHECKED: AtomicU64 = AtomicU64::new(0);
 
 struct ModelTest;
 
@@ -31,7 +33,10 @@ impl StateMachineTest for ModelTest {
 
     fn apply(mut sut: Sut, model: &Model, op: Op) -> Sut {
         CALLS.fetch_add(1, Ordering::Relaxed);
+        let ghost_before = sut.tracker.ghost_stats().checked;
         let got = sut.apply(&op);
+        let ghost_checked = sut.tracker.ghost_stats().checked - ghost_before;
+        GHOST_CHECKED.fetch_add(ghost_checked, Ordering::Relaxed);
         if matches!(got, tests::refmodel::Res::Ok | tests::refmodel::Res::Created(_)) {
             SUCCEEDED.fetch_add(1, Ordering::Relaxed);
         }
@@ -54,8 +59,10 @@ fn real_tracker_matches_reference_model() {
     let (cases, result) = tests::run_sequences::<ModelTest>("S2RMAP_MODEL_CASES", 24, 560, 400);
     let calls = CALLS.load(Ordering::Relaxed);
     let ok = SUCCEEDED.load(Ordering::Relaxed);
+    let ghost = GHOST_CHECKED.load(Ordering::Relaxed);
     eprintln!(
-        "model: {calls} calls checked against the reference model ({ok} succeeded, {cases} sequences)"
+        "model: {calls} calls checked against the reference model ({ok} succeeded, {cases} sequences); \
+         {ghost} also held page by page to share::spec by the ghost checker"
     );
     if let Err(e) = result {
         panic!("{e}");
