@@ -80,11 +80,18 @@ pub enum Func {
     /// `x1` = n: the n-th allocation point from now fails (0 disarms).
     /// Test calls only.
     FailAllocation = 46,
+    /// Debug kernels with the ghost checker only (`NOT_SUPPORTED`
+    /// otherwise). `x1` = 0: returns its figures in `x2..x5` (calls
+    /// compared page by page, refused on their arguments, too big to
+    /// compare, aliased). `x1` = 1 (test calls only): the same, and the
+    /// next compared call is made to look wrong, to prove that a mismatch
+    /// stops the hyp and reaches the host's log.
+    GhostCheck = 47,
 }
 
 impl Func {
     /// Every function, for tables and tests.
-    pub const ALL: [Func; 23] = [
+    pub const ALL: [Func; 24] = [
         Func::HostShareHyp,
         Func::HostUnshareHyp,
         Func::HostShareHypRange,
@@ -108,6 +115,7 @@ impl Func {
         Func::GuestPageQuery,
         Func::OwnershipQuery,
         Func::FailAllocation,
+        Func::GhostCheck,
     ];
 
     /// The full SMCCC function ID the host puts in `x0`.
@@ -149,6 +157,7 @@ impl Func {
             Func::GuestPageQuery => "S2RMAP_FN_GUEST_PAGE_QUERY",
             Func::OwnershipQuery => "S2RMAP_FN_OWNERSHIP_QUERY",
             Func::FailAllocation => "S2RMAP_FN_FAIL_ALLOCATION",
+            Func::GhostCheck => "S2RMAP_FN_GHOST_CHECK",
         }
     }
 }

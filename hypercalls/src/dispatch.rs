@@ -33,6 +33,7 @@ pub enum Call {
     GuestPageQuery { guest: OwnerId, gfn: u64 },
     OwnershipQuery,
     FailAllocation { nth: u64 },
+    GhostCheck { sabotage: bool },
 }
 
 /// What a register tuple is.
@@ -142,6 +143,11 @@ fn decode_args(func: Func, r: &[u64; 8]) -> Result<Call, Errno> {
         Func::GuestPageQuery => Call::GuestPageQuery { guest: handle(r[1])?, gfn: r[2] },
         Func::OwnershipQuery => Call::OwnershipQuery,
         Func::FailAllocation => Call::FailAllocation { nth: r[1] },
+        Func::GhostCheck => match r[1] {
+            0 => Call::GhostCheck { sabotage: false },
+            1 => Call::GhostCheck { sabotage: true },
+            _ => return Err(Errno::EINVAL),
+        },
     })
 }
 
@@ -255,9 +261,52 @@ pub fn dispatch<P: Platform>(
             }
             Ok(())
         }
+        Call::GhostCheck { sabotage } => {
+            if !ghost_check(tracker, caps, sabotage, regs) {
+                regs[0] = SMCCC_RET_NOT_SUPPORTED;
+                return true;
+            }
+            Ok(())
+        }
     };
     regs[1] = status(result);
     true
+}
+
+/// The ghost checker's figures into `x2..x5`, arming the sabotage of the
+/// next compared call first if asked (test calls only). False where the
+/// build has no ghost checker (or no test calls, for the sabotage).
+#[cfg(feature = "ghost")]
+fn ghost_check<P: Platform>(
+    tracker: &Tracker<P>,
+    caps: Caps,
+    sabotage: bool,
+    regs: &mut [u64; 8],
+) -> bool {
+    if sabotage {
+        if !caps.test_calls {
+            return false;
+        }
+        tracker.ghost_sabotage_next();
+    }
+    let stats = tracker.ghost_stats();
+    regs[2..6].copy_from_slice(&[
+        stats.checked,
+        stats.refused_arguments,
+        stats.too_big,
+        stats.aliased,
+    ]);
+    true
+}
+
+#[cfg(not(feature = "ghost"))]
+fn ghost_check<P: Platform>(
+    _tracker: &Tracker<P>,
+    _caps: Caps,
+    _sabotage: bool,
+    _regs: &mut [u64; 8],
+) -> bool {
+    false
 }
 
 fn page_query<P: Platform>(tracker: &Tracker<P>, pa: u64) -> Result<PageReport, Errno> {

@@ -22,7 +22,7 @@ use crate::spec::{Call, View, verdict};
 pub const GHOST_RUNS: usize = 256;
 /// Units (pages) a checked range may have: the snapshot reads every page
 /// through the hyp's stage-1, so huge ranges would stall the hyp.
-pub const GHOST_MAX_UNITS: u64 = 4096;
+pub const GHOST_MAX_UNITS: u64 = 1024;
 
 /// `units` consecutive units, the first being `first`.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +67,15 @@ impl Snapshot {
         }
         if self.runs.try_push(Run { units: 1, first: view, last: view }).is_err() {
             self.overflowed = true;
+        }
+    }
+
+    /// Changes the pin count of the first run: a state no correct call
+    /// leaves, for testing the checker.
+    pub fn falsify(&mut self) {
+        if let Some(run) = self.runs.first_mut() {
+            run.first.page.pins ^= 1;
+            run.last.page.pins ^= 1;
         }
     }
 
@@ -257,6 +266,17 @@ mod tests {
             compare(Call::HostUnshareHyp, &pre, &pre, Ok(())),
             Err(Mismatch::Result { .. })
         ));
+    }
+
+    #[test]
+    fn a_falsified_snapshot_never_passes() {
+        let pre = snapshot((0..3).map(|i| host_page(BASE + i * 4096)));
+        let mut post = snapshot(pre.units().map(|v| Call::HostShareHyp.post(v)));
+        post.falsify();
+        assert!(compare(Call::HostShareHyp, &pre, &post, Ok(())).is_err());
+        let mut same = snapshot(pre.units());
+        same.falsify();
+        assert!(compare(Call::HostShareHyp, &pre, &same, Err(Errno::ENOMEM)).is_err());
     }
 
     #[test]

@@ -38,10 +38,53 @@ pub struct BootOptions {
     pub variant: Variant,
     /// Hard limit for one boot.
     pub timeout: Duration,
-    /// Boot with `s2rmap.break_init_check` and expect pKVM init to fail.
-    pub break_init_check: bool,
+    /// What the boot must show.
+    pub expect: Expect,
     /// More kernel command-line parameters (they come last, so they win).
     pub append: Option<String>,
+}
+
+/// What a boot is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// pKVM comes up and every KTAP test passes.
+    Pass,
+    /// With `s2rmap.break_init_check`: pKVM init must fail on the Rust check.
+    BrokenInit,
+    /// With `s2rmap_stress.ghost_sabotage=1` (a ghost-checking kernel): the ghost
+    /// checker must stop the hyp, and the host must print its message.
+    GhostPanic,
+}
+
+impl Expect {
+    /// The kernel command-line parameter that sets the boot up.
+    fn parameter(self) -> Option<&'static str> {
+        match self {
+            Expect::Pass => None,
+            Expect::BrokenInit => Some("s2rmap.break_init_check"),
+            Expect::GhostPanic => Some("s2rmap_stress.ghost_sabotage=1"),
+        }
+    }
+
+    /// The suffix of the console log's name.
+    fn log_suffix(self) -> &'static str {
+        match self {
+            Expect::Pass => "",
+            Expect::BrokenInit => "-broken-init",
+            Expect::GhostPanic => "-ghost-sabotage",
+        }
+    }
+
+    /// What the summary says of the boot.
+    fn describe(self) -> &'static str {
+        match self {
+            Expect::Pass => "",
+            Expect::BrokenInit => ", with s2rmap.break_init_check (expect init to fail)",
+            Expect::GhostPanic => {
+                ", with s2rmap_stress.ghost_sabotage=1 (expect the ghost checker's hyp panic)"
+            }
+        }
+    }
 }
 
 /// A QEMU CPU model, and the pKVM mode it gives.
@@ -90,16 +133,14 @@ pub fn cpus(arg: Option<&str>) -> Result<Vec<Cpu>> {
 }
 
 /// The console log of one boot: `target/boot-<cpu>.log` for the default variant,
-/// with the variant (and `-broken-init`) appended otherwise.
+/// with the variant (and `-broken-init` or `-ghost-sabotage`) appended otherwise.
 pub fn log_path(cpu: Cpu, opts: &BootOptions) -> PathBuf {
     let mut name = format!("boot-{}", cpu.name());
     if opts.variant != Variant::S2rmap {
         name.push('-');
         name.push_str(opts.variant.name());
     }
-    if opts.break_init_check {
-        name.push_str("-broken-init");
-    }
+    name.push_str(opts.expect.log_suffix());
     util::target_dir().join(format!("{name}.log"))
 }
 
@@ -150,15 +191,7 @@ pub fn boot_all(cpus: &[Cpu], opts: &BootOptions) -> Result<Vec<Outcome>> {
         outcomes.push(boot_one(cpu, opts, &image, &initrd)?);
     }
     println!();
-    println!(
-        "boot summary: variant {}{}",
-        opts.variant.name(),
-        if opts.break_init_check {
-            ", with s2rmap.break_init_check (expect init to fail)"
-        } else {
-            ""
-        }
-    );
+    println!("boot summary: variant {}{}", opts.variant.name(), opts.expect.describe());
     for o in &outcomes {
         let verdict = if o.problems.is_empty() { "PASS" } else { "FAIL" };
         println!(
@@ -181,8 +214,9 @@ fn boot_one(
     initrd: &std::path::Path,
 ) -> Result<Outcome> {
     let mut append = String::from("console=ttyAMA0 kvm-arm.mode=protected panic=-1");
-    if opts.break_init_check {
-        append.push_str(" s2rmap.break_init_check");
+    if let Some(parameter) = opts.expect.parameter() {
+        append.push(' ');
+        append.push_str(parameter);
     }
     if let Some(extra) = &opts.append {
         append.push(' ');
@@ -253,10 +287,10 @@ fn boot_one(
     let status = child.wait().map_err(|e| e.to_string())?;
     let took = started.elapsed().as_secs_f64();
     step(format!("boot {}: QEMU exited ({status}) after {took:.1}s", cpu.name()));
-    let mut problems = if opts.break_init_check {
-        console.verdict_broken_init(timed_out)
-    } else {
-        console.verdict(cpu.expected_pkvm(), opts.variant.patched(), timed_out)
+    let mut problems = match opts.expect {
+        Expect::Pass => console.verdict(cpu.expected_pkvm(), opts.variant.patched(), timed_out),
+        Expect::BrokenInit => console.verdict_broken_init(timed_out),
+        Expect::GhostPanic => console.verdict_ghost_panic(timed_out),
     };
     if !timed_out && !status.success() {
         problems.push(format!("QEMU exited with {status}"));

@@ -217,12 +217,17 @@ pub fn ensure_packages() -> Result {
 }
 
 /// The cargo features of the `nvhe` crate that a kernel `.config` asks for:
-/// `test-calls` with `CONFIG_S2RMAP_TEST_CALLS=y`.
+/// `test-calls` with `CONFIG_S2RMAP_TEST_CALLS=y`, `ghost` with
+/// `CONFIG_S2RMAP_GHOST=y`.
 pub fn rust_features(config: &str) -> Vec<&'static str> {
-    let test_calls = parse_fragment(config)
-        .iter()
-        .any(|w| w.name == "CONFIG_S2RMAP_TEST_CALLS" && w.value.as_deref() == Some("y"));
-    if test_calls { vec!["test-calls"] } else { Vec::new() }
+    let options = parse_fragment(config);
+    let set =
+        |name: &str| options.iter().any(|w| w.name == name && w.value.as_deref() == Some("y"));
+    [("CONFIG_S2RMAP_TEST_CALLS", "test-calls"), ("CONFIG_S2RMAP_GHOST", "ghost")]
+        .into_iter()
+        .filter(|(option, _)| set(option))
+        .map(|(_, feature)| feature)
+        .collect()
 }
 
 /// Builds the `nvhe` crate as a staticlib for EL2 with `features` and returns the path of
@@ -577,6 +582,10 @@ mod tests {
     fn features_follow_the_config() {
         assert_eq!(rust_features("CONFIG_KVM=y\nCONFIG_S2RMAP_TEST_CALLS=y\n"), ["test-calls"]);
         assert!(rust_features("# CONFIG_S2RMAP_TEST_CALLS is not set\n").is_empty());
+        assert_eq!(
+            rust_features("CONFIG_S2RMAP_GHOST=y\nCONFIG_S2RMAP_TEST_CALLS=y\n"),
+            ["test-calls", "ghost"]
+        );
         assert!(rust_features("CONFIG_KVM=y\n").is_empty());
     }
 

@@ -127,6 +127,8 @@ pub const PANIC_PATTERNS: &[&str] = &[
     "Call trace:",
     "SError Interrupt",
     "Bad mode in",
+    // The message of a Rust panic at EL2, printed by the host (debug kernels).
+    "s2rmap EL2 panic:",
 ];
 
 /// Returns the panic pattern a line matches, if any.
@@ -276,6 +278,46 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Checks a boot with `s2rmap_stress.ghost_sabotage=1`: pKVM comes up, the stress
+    /// module arms the sabotage and shares a page, and the ghost checker must stop the
+    /// hyp with its message (naming the call and the page) printed by the host, then the
+    /// hyp panic report. Nothing else may have failed first.
+    pub fn verdict_ghost_panic(&self, timed_out: bool) -> Vec<String> {
+        let mut p = Vec::new();
+        if timed_out {
+            p.push("timed out".to_string());
+        }
+        if self.pkvm_line().is_none() {
+            p.push("pKVM did not come up".to_string());
+        }
+        let message = self.panic_lines().position(|l| {
+            l.contains("s2rmap EL2 panic: s2rmap ghost: HostShareHyp returned Ok(()); page 0x")
+                && l.contains("spec says")
+        });
+        let hyp_panic = self.panic_lines().position(|l| l.contains("HYP panic"));
+        match (message, hyp_panic) {
+            (Some(m), Some(h)) if m < h => {}
+            (Some(_), Some(_)) => p.push("the ghost message came after the panic".to_string()),
+            (None, _) => p.push("no \"s2rmap ghost: HostShareHyp ...\" message".to_string()),
+            (_, None) => p.push("no \"HYP panic\"".to_string()),
+        }
+        for e in &self.events {
+            if let Event::Test(t) = e
+                && !t.ok
+                && t.name != "ghost_sabotage_panics"
+            {
+                p.push(format!("not ok before the sabotage: {}", t.name));
+            }
+        }
+        p
+    }
+
+    fn panic_lines(&self) -> impl Iterator<Item = &String> + '_ {
+        self.events.iter().filter_map(|e| if let Event::Panic(l) = e { Some(l) } else { None })
+    }
+}
+
 /// `[    1.234] kvm [1]: foo` -> `kvm [1]: foo`.
 pub fn strip_timestamp(line: &str) -> String {
     let t = line.trim();
@@ -402,5 +444,26 @@ ok 1 - a
         assert!(feed(text).verdict_broken_init(false).is_empty());
         let p = feed(GOOD).verdict_broken_init(false);
         assert_eq!(p.len(), 3, "{p:?}");
+    }
+
+    #[test]
+    fn ghost_sabotage_verdict() {
+        let text = "\
+[    0.513] kvm [1]: Protected nVHE mode initialized successfully
+    # ghost_sabotage: sharing pfn 0x4a3b2; the hyp must panic now
+[    9.1] kvm [1]: nVHE hyp panic at: [<ffff800080a0b1c4>] __kvm_nvhe_hyp_panic+0x0/0x8!
+[    9.1] kvm [1]: s2rmap EL2 panic: s2rmap ghost: HostShareHyp returned Ok(()); page 0x4a3b2000: before View { .. }, spec says View { .. }, found View { .. } (share/src/tracker/ghosted.rs:97)
+[    9.2] Kernel panic - not syncing: HYP panic:
+";
+        let good = feed(text).verdict_ghost_panic(false);
+        assert!(good.is_empty(), "{good:?}");
+        // The share returned: the checker missed it.
+        let missed = text.replace("s2rmap EL2 panic: s2rmap ghost", "kvm: something else");
+        let p = feed(&missed).verdict_ghost_panic(false);
+        assert!(p.iter().any(|l| l.contains("no \"s2rmap ghost")), "{p:?}");
+        // A ghost mismatch is a panic line in an ordinary boot too.
+        let p = feed(text).verdict(NVHE, false, false);
+        assert!(p.iter().any(|l| l.contains("s2rmap ghost: HostShareHyp")), "{p:?}");
+        assert!(!feed(GOOD).verdict_ghost_panic(false).is_empty());
     }
 }

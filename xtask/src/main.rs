@@ -6,7 +6,8 @@
 //! cargo xtask module    [--debug] [--variant V]
 //! cargo xtask initramfs [--debug] [--variant V]
 //! cargo xtask boot      [--cpu max|cortex-a72|both] [--debug] [--variant V]
-//!                       [--timeout SECS] [--break-init-check] [--append ARGS] [--smp N]
+//!                       [--timeout SECS] [--break-init-check | --ghost-sabotage]
+//!                       [--append ARGS] [--smp N]
 //! cargo xtask run       [--debug] [--variant V] [--timeout SECS] [--smp N]
 //! cargo xtask test      [--debug] [--variant V] [--timeout SECS] [--smp N]
 //! cargo xtask bench     [--cpu max|cortex-a72|both] [--timeout SECS]
@@ -36,7 +37,8 @@ commands:
   initramfs   build target/initramfs/initramfs-<variant>.cpio (static /init printing
               KTAP, plus the variant's modules)
   boot        boot the kernel under QEMU and check the console
-  run         kernel + modules + initramfs + boot on both CPUs
+  run         kernel + modules + initramfs + boot on both CPUs (for s2rmap-debug, one
+              more boot with --ghost-sabotage)
   test        scripts/test (host checks), then what run does; ends with
               \"N passed, M failed\" over the boots' KTAP results plus the host checks
   bench       stock (+ bench-only hypercalls) vs s2rmap under QEMU -icount, one vCPU:
@@ -48,6 +50,8 @@ options:
   --cpu C              max (hVHE) | cortex-a72 (nVHE) | both (default)
   --timeout SECS       hard limit for one boot (default 300)
   --break-init-check   boot with s2rmap.break_init_check and expect pKVM init to fail
+  --ghost-sabotage     (s2rmap-debug) make the ghost checker see a wrong state and expect
+                       the hyp panic, with the checker's message in the host log
   --append \"ARGS\"      more kernel command-line parameters (after ours, so they win)
   --smp N              vCPUs of each boot (default 4: the SMP stress test uses them all)
 ";
@@ -59,6 +63,7 @@ struct Args {
     cpu: Option<String>,
     timeout: Option<u64>,
     break_init_check: bool,
+    ghost_sabotage: bool,
     append: Option<String>,
     smp: Option<u32>,
 }
@@ -79,6 +84,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 a.timeout = Some(v.parse().map_err(|_| format!("bad --timeout {v:?}"))?);
             }
             "--break-init-check" => a.break_init_check = true,
+            "--ghost-sabotage" => a.ghost_sabotage = true,
             "--append" => a.append = Some(value("--append")?),
             "--smp" => {
                 let v = value("--smp")?;
@@ -115,7 +121,12 @@ fn dispatch(cmd: &str, a: &Args) -> Result {
         Ok(boot::BootOptions {
             variant: variant()?,
             timeout: std::time::Duration::from_secs(a.timeout.unwrap_or(300)),
-            break_init_check: a.break_init_check,
+            expect: match (a.break_init_check, a.ghost_sabotage) {
+                (false, false) => boot::Expect::Pass,
+                (true, false) => boot::Expect::BrokenInit,
+                (false, true) => boot::Expect::GhostPanic,
+                (true, true) => bail!("--break-init-check and --ghost-sabotage exclude each other"),
+            },
             append: a.append.clone(),
         })
     };
@@ -136,7 +147,15 @@ fn dispatch(cmd: &str, a: &Args) -> Result {
             kernel::kernel(o.variant)?;
             module::build(o.variant)?;
             initramfs::build(o.variant)?;
-            boot::boot_cpus(&boot::cpus(a.cpu.as_deref())?, &o)
+            let cpus = boot::cpus(a.cpu.as_deref())?;
+            boot::boot_cpus(&cpus, &o)?;
+            // The debug kernel checks every transition against the specification: show
+            // once that a mismatch stops the hyp and its message reaches the host.
+            if o.variant == Variant::S2rmapDebug && o.expect == boot::Expect::Pass {
+                let sabotage = boot::BootOptions { expect: boot::Expect::GhostPanic, ..o };
+                boot::boot_cpus(&cpus[..1], &sabotage)?;
+            }
+            Ok(())
         }
         "test" => test::run(&boot::cpus(a.cpu.as_deref())?, &opts()?),
         "bench" => bench::run(&bench::BenchOptions {

@@ -64,6 +64,10 @@ MODULE_PARM_DESC(fuzz_budget_s, "fuzzer: stop after this many s of guest time");
 static u64 seed = 0x5eed5eed2026ULL;
 module_param(seed, ullong, 0444);
 MODULE_PARM_DESC(seed, "PRNG seed of the stress and fuzz tests");
+static bool ghost_sabotage;
+module_param(ghost_sabotage, bool, 0444);
+MODULE_PARM_DESC(ghost_sabotage,
+		 "only make the ghost checker see a wrong state: the hyp must panic");
 
 static int tests_run, tests_failed;
 
@@ -1249,14 +1253,65 @@ static void run_scattered_donations(void)
 		__free_pages(blk, SCATTER_ORDER);
 }
 
+/*
+ * The ghost checker (debug kernels) compares every transition with the
+ * specification; after the tests above it must have compared some, and
+ * found nothing wrong (a mismatch would have panicked the hyp).
+ */
+static void run_ghost_report(void)
+{
+	struct arm_smccc_1_2_regs ret;
+	long err = s2_call_regs(S2RMAP_FN_GHOST_CHECK, 0, 0, 0, 0, &ret);
+
+	if (err == -EOPNOTSUPP) {
+		tests_run++;
+		pr_info("    ok %d - ghost_checker_compared_calls # SKIP no ghost checker in this build\n",
+			tests_run);
+		return;
+	}
+	result(!err && ret.a2 > 0, "ghost_checker_compared_calls",
+	       "%lu calls compared page by page with the specification, %lu refused on their arguments, %lu too big to compare, %lu on aliased guest frames (err %ld)",
+	       ret.a2, ret.a3, ret.a4, ret.a5, err);
+}
+
+/*
+ * Makes the ghost checker see a wrong state after one real share: the hyp
+ * must panic with a message naming the call and the page. Returning at all
+ * is the failure.
+ */
+static int run_ghost_sabotage(void)
+{
+	struct page *page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	u64 pfn;
+	long ret;
+
+	if (!page)
+		return -ENOMEM;
+	pfn = page_to_pfn(page);
+	ret = s2_call(S2RMAP_FN_GHOST_CHECK, 1, 0, 0, 0);
+	if (ret) {
+		result(false, "ghost_sabotage_panics", "arming the sabotage: %ld", ret);
+		__free_page(page);
+		return -EINVAL;
+	}
+	pr_info("    # ghost_sabotage: sharing pfn %#llx; the hyp must panic now\n", pfn);
+	ret = s2_call(S2RMAP_FN_HOST_SHARE_HYP, pfn, 0, 0, 0);
+	result(false, "ghost_sabotage_panics",
+	       "the share returned %ld: a falsified comparison went unnoticed", ret);
+	return -EINVAL;
+}
+
 static int __init s2rmap_stress_init(void)
 {
 	pr_info("    KTAP version 1\n");
 	pr_info("    # Subtest: s2rmap_stress\n");
+	if (ghost_sabotage)
+		return run_ghost_sabotage();
 	run_injection_tests();
 	run_smp_stress();
 	run_fuzz();
 	run_scattered_donations();
+	run_ghost_report();
 	pr_info("    1..%d\n", tests_run);
 	pr_info("# s2rmap_stress: %d passed, %d failed\n", tests_run - tests_failed,
 		tests_failed);

@@ -32,6 +32,9 @@ pub(super) struct GhostState {
     before: Snapshot,
     after: Snapshot,
     stats: GhostStats,
+    /// The next compared call is made to look wrong (a test of the
+    /// checker itself).
+    sabotage: bool,
 }
 
 impl GhostState {
@@ -40,6 +43,7 @@ impl GhostState {
             before: Snapshot::new(),
             after: Snapshot::new(),
             stats: GhostStats { checked: 0, refused_arguments: 0, too_big: 0, aliased: 0 },
+            sabotage: false,
         }
     }
 }
@@ -84,7 +88,7 @@ impl<P: Platform> Tracker<P> {
         transition: impl FnOnce() -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let mut ghost = self.ghost.lock();
-        let GhostState { before, after, stats } = &mut *ghost;
+        let GhostState { before, after, stats, sabotage } = &mut *ghost;
         before.clear();
         let walk = self.read_range(call, pfn, gfn, nr, None, before);
         let returned = transition();
@@ -99,6 +103,9 @@ impl<P: Platform> Tracker<P> {
             Walk::Read => {
                 after.clear();
                 self.read_range(call, pfn, gfn, nr, Some(before), after);
+                if core::mem::take(sabotage) {
+                    after.falsify();
+                }
                 match compare(call, before, after, returned) {
                     Ok(Checked::Whole) => stats.checked += 1,
                     Ok(Checked::TooBig) => stats.too_big += 1,
@@ -116,6 +123,14 @@ impl<P: Platform> Tracker<P> {
     pub(super) fn serialized<R>(&self, f: impl FnOnce() -> R) -> R {
         let _ghost = self.ghost.lock();
         f()
+    }
+
+    /// Makes the next call the checker compares look wrong, as if the
+    /// tracker had left a page with one pin too many or too few: the
+    /// checker must stop with a mismatch. For tests of the checker (and of
+    /// the path its message takes out of EL2).
+    pub fn ghost_sabotage_next(&self) {
+        self.ghost.lock().sabotage = true;
     }
 
     /// The ghost checker's figures so far.
