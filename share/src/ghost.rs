@@ -119,8 +119,8 @@ impl core::fmt::Display for Mismatch {
             }
             Self::Unit { call, returned, before, expected, found } => write!(
                 f,
-                "{call:?} returned {returned:?}; page {:#x}: before {before:?}, \
-                 spec says {expected:?}, found {found:?}",
+                "{call:?} returned {returned:?}; page {:#x}: before {before}, \
+                 spec says {expected}, found {found}",
                 before.pa
             ),
             Self::Shape { call } => write!(f, "{call:?}: the range read back differs in size"),
@@ -144,7 +144,7 @@ pub enum Checked {
 /// calls by guest frame, where a page lent twice to a guest appears at
 /// two frames).
 fn aliased(pre: &Snapshot) -> bool {
-    let mapped = || pre.runs.iter().filter(|r| r.first.guest.state != ownership::PageState::NoPage);
+    let mapped = || pre.runs.iter().filter(|r| r.first.guest.is_mapped());
     mapped().enumerate().any(|(i, a)| {
         let a_end = a.first.pa + a.units * pgtable::PAGE_SIZE;
         mapped().skip(i + 1).any(|b| {

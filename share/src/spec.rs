@@ -45,6 +45,29 @@ impl PageView {
     };
 }
 
+/// `owner=host host=Owned hyp=NoPage used=0 pins=0 shares=0 ffa=0`: one
+/// line, short enough for a kernel log line with two more beside it.
+impl core::fmt::Display for PageView {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.owner {
+            Some(OwnerId::HOST) => f.write_str("owner=host")?,
+            Some(OwnerId::HYP) => f.write_str("owner=hyp")?,
+            Some(OwnerId(id)) => write!(f, "owner=guest{id}")?,
+            None => f.write_str("owner=lender")?,
+        }
+        write!(
+            f,
+            " host={:?} hyp={:?} used={} pins={} shares={} ffa={}",
+            self.host,
+            self.hyp,
+            u8::from(self.hyp_in_use),
+            self.pins,
+            self.guest_shares,
+            u8::from(self.ffa)
+        )
+    }
+}
+
 /// A guest's stage-2 entry at one guest frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestEntry {
@@ -57,7 +80,8 @@ pub struct GuestEntry {
 impl GuestEntry {
     pub const NONE: Self = Self { state: PageState::NoPage, pa: 0 };
 
-    fn is_mapped(self) -> bool {
+    #[must_use]
+    pub fn is_mapped(self) -> bool {
         self.state != PageState::NoPage
     }
 }
@@ -71,6 +95,17 @@ pub struct View {
     pub pa: u64,
     pub page: PageView,
     pub guest: GuestEntry,
+}
+
+/// `[owner=host host=Owned ... guest=Owned@0x40001000]`.
+impl core::fmt::Display for View {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "[{}", self.page)?;
+        if self.guest.is_mapped() {
+            write!(f, " guest={:?}@{:#x}", self.guest.state, self.guest.pa)?;
+        }
+        f.write_str("]")
+    }
 }
 
 impl View {

@@ -452,7 +452,7 @@ ok 1 - a
 [    0.513] kvm [1]: Protected nVHE mode initialized successfully
     # ghost_sabotage: sharing pfn 0x4a3b2; the hyp must panic now
 [    9.1] kvm [1]: nVHE hyp panic at: [<ffff800080a0b1c4>] __kvm_nvhe_hyp_panic+0x0/0x8!
-[    9.1] kvm [1]: s2rmap EL2 panic: s2rmap ghost: HostShareHyp returned Ok(()); page 0x4a3b2000: before View { .. }, spec says View { .. }, found View { .. } (share/src/tracker/ghosted.rs:97)
+[    9.1] kvm [1]: s2rmap EL2 panic: s2rmap ghost: HostShareHyp returned Ok(()); page 0x4a3b2000: before [owner=host host=Owned hyp=NoPage used=0 pins=0 shares=0 ffa=0], spec says [owner=host host=SharedOwned hyp=SharedBorrowed used=0 pins=0 shares=0 ffa=0], found [owner=host host=SharedOwned hyp=SharedBorrowed used=0 pins=1 shares=0 ffa=0] (share/src/tracker/ghosted.rs:97)
 [    9.2] Kernel panic - not syncing: HYP panic:
 ";
         let good = feed(text).verdict_ghost_panic(false);
