@@ -74,3 +74,34 @@ impl From<ownership::Error> for Errno {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Errno;
+
+    const ALL: [(Errno, i32, &str); 5] = [
+        (Errno::EPERM, 1, "EPERM"),
+        (Errno::ENOENT, 2, "ENOENT"),
+        (Errno::ENOMEM, 12, "ENOMEM"),
+        (Errno::EBUSY, 16, "EBUSY"),
+        (Errno::EINVAL, 22, "EINVAL"),
+    ];
+
+    #[test]
+    fn codes_and_names_are_linuxs() {
+        for (e, code, name) in ALL {
+            assert_eq!(e.code(), code);
+            assert_eq!(Errno::from_code(code), Some(e));
+            assert_eq!(e.name(), name);
+        }
+        assert_eq!(Errno::from_code(0), None);
+        assert_eq!(Errno::from_code(-12), None);
+    }
+
+    #[test]
+    fn running_out_of_table_pages_is_enomem() {
+        assert_eq!(Errno::from(pgtable::Error::NoMemory), Errno::ENOMEM);
+        assert_eq!(Errno::from(ownership::Error::NoMemory), Errno::ENOMEM);
+        assert_eq!(Errno::from(pgtable::Error::Misaligned(0x1001)), Errno::EINVAL);
+    }
+}

@@ -1370,3 +1370,24 @@ impl<P: Platform> Guest<P> {
         self.lifecycle == Lifecycle::Running
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ownership::MemoryMap;
+
+    use crate::host_model::{create_guest, new_tracker};
+
+    /// A torn-down guest can be printed (the host keeps it around in
+    /// diagnostics) and says what it was; the tracker prints no state.
+    #[test]
+    fn debug_output() {
+        let mut memory = MemoryMap::new();
+        memory.add(0x4000_0000, 0x20_0000).expect("a RAM region");
+        let tracker = new_tracker(memory, 40, None);
+        assert_eq!(format!("{tracker:?}"), "Tracker { .. }");
+        let id = create_guest(&tracker, None, 40, None).expect("a guest");
+        let guest = format!("{:?}", tracker.teardown(id).expect("torn down"));
+        assert!(guest.starts_with("Guest { s2: "), "{guest}");
+        assert!(guest.contains("lifecycle: New"), "{guest}");
+    }
+}
