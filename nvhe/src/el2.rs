@@ -236,6 +236,7 @@ impl Platform for El2 {
     type Meta = VmemmapMeta;
     type GuestAlloc = PagePool;
     type GuestTlb = UnusedGuestTlb;
+    type Relax = spin::Spin;
 }
 
 /// Pages one guest's table pool may hold (the host donates it).

@@ -169,16 +169,31 @@ impl PageMeta for MetaModel {
 }
 
 /// The host-side platform: everything in memory.
-#[derive(Debug)]
-pub struct HostPlatform;
+///
+/// `R` is what a thread does while it waits for a lock, and also runs
+/// before every lock is taken ([`Platform::preemption_point`]): plain
+/// spinning for the tests on real threads, a yield to the model checker's
+/// scheduler for the shuttle tests.
+pub struct HostPlatform<R = spin::Spin>(core::marker::PhantomData<R>);
 
-impl Platform for HostPlatform {
+impl<R> core::fmt::Debug for HostPlatform<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("HostPlatform")
+    }
+}
+
+impl<R: spin::RelaxStrategy> Platform for HostPlatform<R> {
     type HostAlloc = HostTables;
     type HostTlb = CheckingTlb;
     type Hyp = HypModel;
     type Meta = MetaModel;
     type GuestAlloc = HostTables;
     type GuestTlb = CheckingTlb;
+    type Relax = R;
+
+    fn preemption_point() {
+        R::relax();
+    }
 }
 
 /// A tracker over `memory` with a `pa_bits`-wide host stage-2 whose table
@@ -188,6 +203,15 @@ pub fn new_tracker(
     pa_bits: u8,
     host_pages: Option<usize>,
 ) -> Tracker<HostPlatform> {
+    new_tracker_relaxing(memory, pa_bits, host_pages)
+}
+
+/// [`new_tracker`] on a platform whose threads wait with `R`.
+pub fn new_tracker_relaxing<R: spin::RelaxStrategy>(
+    memory: MemoryMap,
+    pa_bits: u8,
+    host_pages: Option<usize>,
+) -> Tracker<HostPlatform<R>> {
     let config = Stage2Config::new(pa_bits).expect("supported PA size");
     let mut alloc = HostTables::new();
     let root = alloc.alloc_root(config.root_pages()).expect("root");
@@ -206,8 +230,8 @@ pub fn new_tracker(
 
 /// Creates guest `id` (or the first free one) with `ipa_bits` of IPA
 /// space and a table pool of at most `pages` pages besides its root.
-pub fn create_guest(
-    tracker: &Tracker<HostPlatform>,
+pub fn create_guest<R: spin::RelaxStrategy>(
+    tracker: &Tracker<HostPlatform<R>>,
     id: Option<OwnerId>,
     ipa_bits: u8,
     pages: Option<usize>,

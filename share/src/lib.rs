@@ -67,6 +67,8 @@ use core::ops::Range;
 
 use ownership::PageState;
 use pgtable::{TableAllocator, Tlb};
+/// The bound of [`Platform::Relax`].
+pub use spin::RelaxStrategy;
 
 /// The hypervisor's side of a transition: its own stage-1 and what it
 /// holds. At EL2 Linux's C code implements it; on the host, an in-memory
@@ -141,4 +143,12 @@ pub trait Platform {
     type GuestAlloc: TableAllocator;
     /// TLB maintenance for one guest's stage-2.
     type GuestTlb: Tlb;
+    /// What a CPU does while it waits for a party's lock.
+    type Relax: spin::RelaxStrategy;
+
+    /// Called before each lock is taken. Nothing in production; a model
+    /// checker's scheduler switches threads here, so that every order in
+    /// which CPUs can take the locks gets tried.
+    #[inline(always)]
+    fn preemption_point() {}
 }

@@ -6,7 +6,11 @@ use ownership::{FaultOutcome, HostStage2, OwnerId, PageInfo, PageState, Target};
 use pgtable::{
     InvalidPayload, Leaf, PAGE_SIZE, PhysAddr, Prepared, S2Attrs, Stage2Config, TableAllocator,
 };
-use spin::{Mutex, MutexGuard};
+use spin::mutex::{Mutex, MutexGuard};
+
+/// A lock of platform `P`, and its guard.
+type Lock<T, P> = Mutex<T, <P as Platform>::Relax>;
+type Guard<'a, T, P> = MutexGuard<'a, T, <P as Platform>::Relax>;
 
 use crate::guest::{GuestAccess, GuestStage2, Half, Lifecycle, RIPAS_RAM, page_range};
 use crate::slot::Slot;
@@ -101,20 +105,24 @@ pub struct Counters {
 pub struct Tracker<P: Platform> {
     /// `None` until [`Tracker::install`]: a tracker is a plain `static` at
     /// EL2, built in place (the EL2 stack is too small to build it on).
-    host: Mutex<Slot<Host<P>>>,
-    hyp: Mutex<Slot<P::Hyp>>,
-    guests: [Mutex<Slot<Guest<P>>>; MAX_GUESTS],
+    host: Lock<Slot<Host<P>>, P>,
+    hyp: Lock<Slot<P::Hyp>, P>,
+    guests: [Lock<Slot<Guest<P>>, P>; MAX_GUESTS],
     host_faults: core::sync::atomic::AtomicU64,
     /// Taken before the host lock by every transition when ghost checking
     /// is on.
     #[cfg(feature = "ghost")]
-    ghost: Mutex<ghosted::GhostState>,
+    ghost: Lock<ghosted::GhostState, P>,
+    /// Ghost checking switched off (see [`Tracker::set_ghost_checking`]);
+    /// zero, so on, in a fresh tracker.
+    #[cfg(feature = "ghost")]
+    ghost_off: core::sync::atomic::AtomicBool,
 }
 
 /// A held lock on a party that exists; derefs to it.
-struct Held<'a, T>(MutexGuard<'a, Slot<T>>);
+struct Held<'a, T, R>(MutexGuard<'a, Slot<T>, R>);
 
-impl<T> core::ops::Deref for Held<'_, T> {
+impl<T, R> core::ops::Deref for Held<'_, T, R> {
     type Target = T;
     fn deref(&self) -> &T {
         // `Held` is only built around `Some` (see `Tracker::lock`).
@@ -122,7 +130,7 @@ impl<T> core::ops::Deref for Held<'_, T> {
     }
 }
 
-impl<T> core::ops::DerefMut for Held<'_, T> {
+impl<T, R> core::ops::DerefMut for Held<'_, T, R> {
     fn deref_mut(&mut self) -> &mut T {
         self.0.as_mut().unwrap_or_else(|| unreachable!())
     }
@@ -413,6 +421,8 @@ impl<P: Platform> Tracker<P> {
             host_faults: core::sync::atomic::AtomicU64::new(0),
             #[cfg(feature = "ghost")]
             ghost: Mutex::new(ghosted::GhostState::new()),
+            #[cfg(feature = "ghost")]
+            ghost_off: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -462,7 +472,8 @@ impl<P: Platform> Tracker<P> {
         Ok(())
     }
 
-    fn lock_host(&self) -> Result<Held<'_, Host<P>>, Errno> {
+    fn lock_host(&self) -> Result<Held<'_, Host<P>, P::Relax>, Errno> {
+        P::preemption_point();
         let guard = self.host.lock();
         if guard.is_empty() {
             return Err(Errno::EPERM);
@@ -472,7 +483,8 @@ impl<P: Platform> Tracker<P> {
 
     /// The hyp lock. Taking `&Host` proves the host lock is held, which is
     /// what keeps the order host → hyp; the hyp is installed with the host.
-    fn lock_hyp(&self, _host: &Host<P>) -> Held<'_, P::Hyp> {
+    fn lock_hyp(&self, _host: &Host<P>) -> Held<'_, P::Hyp, P::Relax> {
+        P::preemption_point();
         Held(self.hyp.lock())
     }
 
@@ -482,8 +494,9 @@ impl<P: Platform> Tracker<P> {
         &self,
         _host: &Host<P>,
         id: OwnerId,
-    ) -> Result<MutexGuard<'_, Slot<Guest<P>>>, Errno> {
+    ) -> Result<Guard<'_, Slot<Guest<P>>, P>, Errno> {
         let slot = id.0.checked_sub(OwnerId::FIRST_GUEST.0).ok_or(Errno::ENOENT)? as usize;
+        P::preemption_point();
         let guard = self.guests.get(slot).ok_or(Errno::ENOENT)?.lock();
         if guard.is_empty() {
             return Err(Errno::ENOENT);
@@ -493,7 +506,7 @@ impl<P: Platform> Tracker<P> {
 
     /// Runs `f` on the existing guest `id`.
     fn with_guest<R>(
-        guard: &mut MutexGuard<'_, Slot<Guest<P>>>,
+        guard: &mut Guard<'_, Slot<Guest<P>>, P>,
         f: impl FnOnce(&mut Guest<P>) -> Result<R, Errno>,
     ) -> Result<R, Errno> {
         guard.as_mut().map_or(Err(Errno::ENOENT), f)
@@ -1352,7 +1365,7 @@ impl<P: Platform> Tracker<P> {
     /// Runs `f` with every lock held, in order, for the invariant check.
     pub(crate) fn with_all<R>(
         &self,
-        f: impl FnOnce(&HostStage2, &P::HostAlloc, &P::Meta, &P::Hyp, &[Mutex<Slot<Guest<P>>>]) -> R,
+        f: impl FnOnce(&HostStage2, &P::HostAlloc, &P::Meta, &P::Hyp, &[Lock<Slot<Guest<P>>, P>]) -> R,
     ) -> Option<R> {
         let host = self.lock_host().ok()?;
         let hyp = self.lock_hyp(&host);

@@ -7,6 +7,7 @@
 //!   dispatcher, and a reader that turns its tables back into the model's
 //!   shape.
 
+pub mod host_hyp;
 pub mod refmodel;
 pub mod strategies;
 pub mod sut;

@@ -1,6 +1,7 @@
 //! The ghost checker seen through the hypercall ABI, as the EL2 selftests
 //! use it: `GhostCheck` reports its figures, and with `x1 = 1` the next
 //! compared call must stop with a mismatch that names the call and page.
+#![cfg(feature = "ghost")]
 
 use hypercalls::Func;
 use tests::sut::Sut;
