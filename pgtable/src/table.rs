@@ -384,8 +384,9 @@ fn visit_subtree<A: TableAllocator + ?Sized>(
 fn free_subtree<A: TableAllocator + ?Sized>(alloc: &mut A, pa: PhysAddr, level: u8) -> usize {
     let mut freed = 1;
     if level < 3 {
+        let page = TablePage::new(alloc, pa);
         for i in 0..ENTRIES_PER_TABLE {
-            let desc = TablePage::new(alloc, pa).get(i);
+            let desc = page.get(i);
             if desc.is_table(level) {
                 freed += free_subtree(alloc, desc.oa(), level + 1);
             }
@@ -393,6 +394,15 @@ fn free_subtree<A: TableAllocator + ?Sized>(alloc: &mut A, pa: PhysAddr, level: 
     }
     alloc.free(pa);
     freed
+}
+
+/// What an entry being replaced points to, when it is a table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Subtree {
+    /// Anything: walk it for tables to free.
+    Unknown,
+    /// Only leaves (a table that just proved uniform): one page to free.
+    LeavesOnly,
 }
 
 /// The descriptor that entry `index` of the table splitting `parent` (a
@@ -547,6 +557,11 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
     /// Replaces a whole entry, with break-before-make when a live
     /// translation changes, and frees the tables the old entry pointed to.
     fn replace(&mut self, e: Entry, old: Descriptor, new: Descriptor) {
+        self.replace_subtree(e, old, new, Subtree::Unknown);
+    }
+
+    /// [`replace`](Self::replace), told what `old` points to.
+    fn replace_subtree(&mut self, e: Entry, old: Descriptor, new: Descriptor, subtree: Subtree) {
         let size = level_size(e.level);
         if e.live && old.is_valid() {
             if !new.is_valid() {
@@ -568,7 +583,14 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         // Only after the invalidation above can no walker still be using
         // the old subtree.
         if old.is_table(e.level) {
-            self.tables_delta -= free_subtree(self.alloc, old.oa(), e.level + 1) as isize;
+            let freed = match subtree {
+                Subtree::LeavesOnly => {
+                    self.alloc.free(old.oa());
+                    1
+                }
+                Subtree::Unknown => free_subtree(self.alloc, old.oa(), e.level + 1),
+            };
+            self.tables_delta -= freed as isize;
         }
     }
 
@@ -624,7 +646,9 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         if child.first_mismatch(expect).is_some() {
             return;
         }
-        self.replace(e, old, merged);
+        // Every entry is the leaf (or invalid entry) `expect` says, so no
+        // table hangs below this one.
+        self.replace_subtree(e, old, merged, Subtree::LeavesOnly);
     }
 }
 
