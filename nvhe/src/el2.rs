@@ -38,6 +38,7 @@ unsafe extern "C" {
     fn s2rmap_c_hyp_map(phys: u64, size: u64, state: u32) -> i32;
     fn s2rmap_c_hyp_unmap(phys: u64, size: u64);
     fn s2rmap_c_hyp_state(phys: u64) -> u32;
+    fn s2rmap_c_hyp_range_is(phys: u64, size: u64, state: u32) -> bool;
     fn s2rmap_c_page_pins(phys: u64) -> u32;
     fn s2rmap_c_page_set_pins(phys: u64, pins: u32);
     fn s2rmap_c_zero_page(phys: u64);
@@ -137,12 +138,23 @@ impl HypSide for HypStage1 {
         Ok(())
     }
 
+    fn range_is(&self, range: &Range<u64>, state: PageState) -> bool {
+        // SAFETY: a read-only walk of the hyp stage-1 under its own lock;
+        // any range is valid input (outside the hyp's VA space it is false).
+        unsafe { s2rmap_c_hyp_range_is(range.start, range.end - range.start, state_to_c(state)) }
+    }
+
     fn count(&self, _state: PageState) -> Option<u64> {
         None
     }
 
     fn in_use(&self, pa: u64) -> bool {
         !IDLE.lock().contains(pa)
+    }
+
+    fn range_in_use(&self, range: &Range<u64>, in_use: bool) -> bool {
+        let idle = IDLE.lock();
+        if in_use { idle.contains_none(range) } else { idle.contains_all(range) }
     }
 
     fn set_in_use(&mut self, range: Range<u64>, in_use: bool) -> Result<(), Errno> {

@@ -27,6 +27,21 @@ impl<const N: usize> IdleSet<N> {
         self.ranges.get(at).is_some_and(|r| r.start <= pa)
     }
 
+    /// Whether every page of `range` is in the set (ranges are merged, so
+    /// that is one range holding it all).
+    #[must_use]
+    pub fn contains_all(&self, range: &Range<u64>) -> bool {
+        let at = self.ranges.partition_point(|r| r.end <= range.start);
+        self.ranges.get(at).is_some_and(|r| r.start <= range.start && range.end <= r.end)
+    }
+
+    /// Whether no page of `range` is in the set.
+    #[must_use]
+    pub fn contains_none(&self, range: &Range<u64>) -> bool {
+        let at = self.ranges.partition_point(|r| r.end <= range.start);
+        self.ranges.get(at).is_none_or(|r| range.end <= r.start)
+    }
+
     /// The ranges that touch or overlap `range` (indices `first..last`).
     fn touching(&self, range: &Range<u64>) -> Range<usize> {
         let first = self.ranges.partition_point(|r| r.end < range.start);
@@ -160,6 +175,11 @@ mod tests {
             for p in 0..210 {
                 assert_eq!(set.contains(p * PAGE), model.contains(&p), "page {p}");
             }
+            let (first, len) = ((x >> 32) % 205, 1 + (x >> 40) % 8);
+            let probe = first * PAGE..(first + len) * PAGE;
+            let held = (first..first + len).filter(|p| model.contains(p)).count() as u64;
+            assert_eq!(set.contains_all(&probe), held == len, "all of {probe:x?}");
+            assert_eq!(set.contains_none(&probe), held == 0, "none of {probe:x?}");
             assert!(set.ranges.windows(2).all(|w| w[0].end < w[1].start), "sorted, merged");
         }
     }

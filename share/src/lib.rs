@@ -66,7 +66,7 @@ pub use tracker::{Access, Counters, Guest, HostAccess, MAX_GUESTS, Totals, Track
 use core::ops::Range;
 
 use ownership::PageState;
-use pgtable::{TableAllocator, Tlb};
+use pgtable::{PAGE_SIZE, TableAllocator, Tlb};
 /// The bound of [`Platform::Relax`].
 pub use spin::RelaxStrategy;
 
@@ -95,6 +95,19 @@ pub trait HypSide {
     /// a guest's table pool): such pages never return to the host on the
     /// host's request.
     fn in_use(&self, pa: u64) -> bool;
+
+    /// Whether the hyp holds every page of `range` in `state`. An
+    /// implementation that can answer for a whole range in one walk of its
+    /// tables should: the tracker asks this of every range it moves.
+    fn range_is(&self, range: &Range<u64>, state: PageState) -> bool {
+        (range.start..range.end).step_by(PAGE_SIZE as usize).all(|pa| self.state(pa) == state)
+    }
+
+    /// Whether [`in_use`](Self::in_use) is `in_use` for every Owned page
+    /// of `range`; one lookup where the implementation can.
+    fn range_in_use(&self, range: &Range<u64>, in_use: bool) -> bool {
+        (range.start..range.end).step_by(PAGE_SIZE as usize).all(|pa| self.in_use(pa) == in_use)
+    }
 
     /// Marks Owned pages as used by the hyp itself, or idle again. All or
     /// nothing, like [`unmap`](Self::unmap).

@@ -311,7 +311,7 @@ fn is_host_owned(info: PageInfo) -> bool {
 }
 
 fn hyp_check<H: HypSide>(hyp: &H, range: &Range<u64>, want: PageState) -> Result<(), Errno> {
-    if pages(range).all(|pa| hyp.state(pa) == want) { Ok(()) } else { Err(Errno::EPERM) }
+    if hyp.range_is(range, want) { Ok(()) } else { Err(Errno::EPERM) }
 }
 
 impl<P: Platform> Guest<P> {
@@ -602,7 +602,7 @@ impl<P: Platform> Tracker<P> {
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         hyp_check(&*hyp, &range, PageState::Owned)?;
-        if pages(&range).any(|pa| hyp.in_use(pa) != used) {
+        if !hyp.range_in_use(&range, used) {
             return Err(Errno::EPERM);
         }
         host.check(&range, |i| i.owner == Some(OwnerId::HYP))?;
@@ -683,7 +683,8 @@ impl<P: Platform> Tracker<P> {
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         hyp_check(&*hyp, &range, PageState::Owned)?;
-        if pages(&range).any(|pa| hyp.in_use(pa) == in_use) {
+        // Every page must change: none may already be as asked.
+        if !hyp.range_in_use(&range, !in_use) {
             return Err(Errno::EPERM);
         }
         hyp.set_in_use(range, in_use)
