@@ -136,6 +136,12 @@ impl HostTables {
         self.injected_failures
     }
 
+    /// Pages reserved and not yet taken: zero between calls, or a
+    /// reservation was leaked.
+    pub fn reserved(&self) -> usize {
+        self.reserved
+    }
+
     /// Pages currently handed out (roots included).
     pub fn in_use(&self) -> usize {
         self.in_use

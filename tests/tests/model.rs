@@ -60,6 +60,14 @@ impl StateMachineTest for ModelTest {
         sut.tracker
             .with_platform(|_, tlb, _, _| tlb.check_quiescent())
             .unwrap_or_else(|e| panic!("after {op:x?}: {e}"));
+        // Every reservation is taken or given back within its call.
+        let host_reserved = sut.tracker.with_platform(|alloc, _, _, _| alloc.reserved());
+        assert_eq!(host_reserved, 0, "host table pages left reserved after {op:x?}");
+        for slot in model.guests.keys() {
+            let id = ownership::OwnerId(slot + 2);
+            let reserved = sut.tracker.with_guest_platform(id, |alloc, _| alloc.reserved());
+            assert_eq!(reserved, Ok(0), "guest {slot} pages left reserved after {op:x?}");
+        }
         sut
     }
 }

@@ -78,10 +78,9 @@ fn half_of(call: Call) -> Half {
 }
 
 impl<P: Platform> Tracker<P> {
-    /// Runs `transition`, the call `call` on `nr` pages at `pfn` and/or
-    /// guest frames at `gfn`, and panics if it did anything else than what
-    /// the specification says.
-    pub(super) fn ghosted(
+    /// Runs `transition` (see `Tracker::ghosted`) and panics if it did
+    /// anything else than what the specification says.
+    pub(super) fn ghost_checked(
         &self,
         call: Call,
         pfn: Option<u64>,
@@ -125,7 +124,7 @@ impl<P: Platform> Tracker<P> {
     /// Runs `f` under the ghost lock: calls that change what a unit
     /// records without being checked (guest creation and teardown) must
     /// not run between a checked call's two reads.
-    pub(super) fn serialized<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(super) fn ghost_serialized<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.ghost_off.load(Ordering::Relaxed) {
             return f();
         }
