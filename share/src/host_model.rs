@@ -114,6 +114,10 @@ pub struct MetaModel {
     pub dirty: BTreeSet<u64>,
     /// Page frames lent through FF-A.
     pub ffa: BTreeSet<u64>,
+    /// How many pages may be lent through FF-A at once, and to guests, as
+    /// the bounded tables at EL2 allow (`None`: no bound).
+    pub ffa_limit: Option<u64>,
+    pub guest_share_limit: Option<u64>,
 }
 
 impl MetaModel {
@@ -146,6 +150,15 @@ impl PageMeta for MetaModel {
 
     fn set_guest_shares(&mut self, pa: u64, shares: u32) {
         self.update(pa, |c| c.1 = shares);
+    }
+
+    fn guest_share_room(&self) -> u64 {
+        let lent = self.counts.values().filter(|c| c.1 > 0).count() as u64;
+        self.guest_share_limit.map_or(u64::MAX, |limit| limit.saturating_sub(lent))
+    }
+
+    fn ffa_room(&self) -> u64 {
+        self.ffa_limit.map_or(u64::MAX, |limit| limit.saturating_sub(self.ffa.len() as u64))
     }
 
     fn ffa_shared(&self, pa: u64) -> bool {

@@ -133,7 +133,6 @@ pub enum Call {
     /// `hyp_return_used`: pages the hyp used itself.
     HypReturnUsed,
     HypClaim,
-    HypRelease,
     HypPin,
     HypUnpin,
     HostShareFfa,
@@ -226,11 +225,11 @@ impl Call {
                     return refuse(1, Errno::EPERM);
                 }
             }
-            Self::HypClaim | Self::HypRelease => {
+            Self::HypClaim => {
                 if p.hyp != Owned {
                     return refuse(0, Errno::EPERM);
                 }
-                if p.hyp_in_use == (self == Self::HypClaim) {
+                if p.hyp_in_use {
                     return refuse(1, Errno::EPERM);
                 }
             }
@@ -337,7 +336,6 @@ impl Call {
                 page.hyp_in_use = false;
             }
             Self::HypClaim => page.hyp_in_use = true,
-            Self::HypRelease => page.hyp_in_use = false,
             Self::HypPin => page.pins += 1,
             Self::HypUnpin => page.pins -= 1,
             Self::HostShareFfa => {

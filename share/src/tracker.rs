@@ -678,27 +678,21 @@ impl<P: Platform> Tracker<P> {
         })
     }
 
-    /// The hyp starts using Owned pages itself (a guest's table pool):
-    /// from now on the host cannot ask for them back.
+    /// The hyp starts using Owned pages itself (a guest's table pool, a
+    /// VM's structures): from now on the host cannot ask for them back;
+    /// they return through [`hyp_return_used`](Self::hyp_return_used).
     pub fn hyp_claim(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        self.ghosted(Call::HypClaim, Some(pfn), None, nr, || self.set_hyp_in_use(pfn, nr, true))
-    }
-
-    /// The hyp stops using pages it claimed; the host may reclaim them.
-    pub fn hyp_release(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
-        self.ghosted(Call::HypRelease, Some(pfn), None, nr, || self.set_hyp_in_use(pfn, nr, false))
-    }
-
-    fn set_hyp_in_use(&self, pfn: u64, nr: u64, in_use: bool) -> Result<(), Errno> {
-        let host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
-        let mut hyp = self.lock_hyp(&host);
-        hyp_check(&*hyp, &range, PageState::Owned)?;
-        // Every page must change: none may already be as asked.
-        if !hyp.range_in_use(&range, !in_use) {
-            return Err(Errno::EPERM);
-        }
-        hyp.set_in_use(range, in_use)
+        self.ghosted(Call::HypClaim, Some(pfn), None, nr, || {
+            let host = self.lock_host()?;
+            let range = host.phys_range(pfn, nr)?;
+            let mut hyp = self.lock_hyp(&host);
+            hyp_check(&*hyp, &range, PageState::Owned)?;
+            // Every page must change: none may be in use already.
+            if !hyp.range_in_use(&range, false) {
+                return Err(Errno::EPERM);
+            }
+            hyp.set_in_use(range, true)
+        })
     }
 
     fn check_hyp_shared(
@@ -1401,6 +1395,25 @@ mod tests {
     use ownership::MemoryMap;
 
     use crate::host_model::{create_guest, new_tracker};
+
+    /// A guest asked for by handle gets that handle, once; the hyp's and
+    /// the host's IDs and handles past the last slot are no guest's.
+    #[test]
+    fn guests_created_by_handle() {
+        use crate::Errno;
+        use ownership::OwnerId;
+
+        let mut memory = MemoryMap::new();
+        memory.add(0x4000_0000, 0x20_0000).expect("a RAM region");
+        let tracker = new_tracker(memory, 40, None);
+        assert_eq!(create_guest(&tracker, Some(OwnerId(5)), 40, None), Ok(OwnerId(5)));
+        assert_eq!(create_guest(&tracker, Some(OwnerId(5)), 40, None), Err(Errno::EBUSY));
+        assert_eq!(create_guest(&tracker, None, 40, None), Ok(OwnerId(2)));
+        assert_eq!(create_guest(&tracker, Some(OwnerId::HYP), 40, None), Err(Errno::EINVAL));
+        assert_eq!(create_guest(&tracker, Some(OwnerId::HOST), 40, None), Err(Errno::EINVAL));
+        let past_the_end = OwnerId(OwnerId::FIRST_GUEST.0 + super::MAX_GUESTS as u32);
+        assert_eq!(create_guest(&tracker, Some(past_the_end), 40, None), Err(Errno::EINVAL));
+    }
 
     /// A torn-down guest can be printed (the host keeps it around in
     /// diagnostics) and says what it was; the tracker prints no state.
