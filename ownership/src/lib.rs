@@ -329,12 +329,16 @@ impl HostStage2 {
             MemoryKind::Ram => self.types.ram,
             MemoryKind::Mmio => self.types.mmio,
         };
-        let mapped = self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs);
+        // A fault only maps what the host already owns, so the table it
+        // lands in may become uniform; it is left for the next transition
+        // of the range to fold, off the host's fault path.
+        let leaf = Leaf::Mapped { oa: PhysAddr(range.start), attrs };
+        let mapped = self.table.update_unfolded(alloc, tlb, range.clone(), leaf);
         if mapped == Err(pgtable::Error::NoMemory) {
             // Out of table pages: give back what the host can fault in
             // again, as stock pKVM does, and try once more.
             self.recycle_mmio(alloc, tlb);
-            self.table.map(alloc, tlb, range.clone(), PhysAddr(range.start), attrs)?;
+            self.table.update_unfolded(alloc, tlb, range.clone(), leaf)?;
         } else {
             mapped?;
         }

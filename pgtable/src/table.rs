@@ -62,6 +62,8 @@ struct Update<'a, A: ?Sized, T: ?Sized> {
     leaf: Leaf,
     /// Whether this is the counting pass, which writes nothing.
     counting: bool,
+    /// Whether tables that end up uniform are folded into one entry.
+    fold: bool,
     /// Table pages the commit would take (counting) or took (commit).
     pages: usize,
     /// Table pages created minus table pages freed, in the commit pass.
@@ -247,7 +249,22 @@ impl PageTable {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
+        self.commit_folding(alloc, tlb, prepared, true)
+    }
+
+    fn commit_folding<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        prepared: Prepared,
+        fold: bool,
+    ) -> usize
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
         let mut upd = Update::new(alloc, tlb, &prepared.range, prepared.leaf, false);
+        upd.fold = fold;
         upd.walk(
             self.config.start_level(),
             Source::Table { pa: self.root, live: true },
@@ -275,12 +292,45 @@ impl PageTable {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
+        self.update_folding(alloc, tlb, range, leaf, true)
+    }
+
+    /// [`update`](Self::update), leaving in place the tables that end up
+    /// uniform: for a change on a hot path (a host fault) that only ever
+    /// makes entries agree with ones already there, whose tables the next
+    /// [`update`](Self::update) of the range folds.
+    pub fn update_unfolded<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        leaf: Leaf,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.update_folding(alloc, tlb, range, leaf, false)
+    }
+
+    fn update_folding<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        leaf: Leaf,
+        fold: bool,
+    ) -> Result<(), Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
         let prepared = self.prepare(alloc, range, leaf)?;
         let reserved = prepared.pages;
         if reserved > 0 {
             alloc.reserve(reserved)?;
         }
-        let taken = self.commit(alloc, tlb, prepared);
+        let taken = self.commit_folding(alloc, tlb, prepared, fold);
         // The counting pass and the commit make the same decisions, so
         // this is zero; returning the rest keeps the pool exact regardless.
         if reserved > taken {
@@ -476,6 +526,7 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
             end: range.end,
             leaf,
             counting,
+            fold: true,
             pages: 0,
             tables_delta: 0,
             needs_publish: false,
@@ -513,7 +564,7 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
             if old.is_table(level) {
                 let live = entry.is_some_and(|e| e.live);
                 self.walk(level + 1, Source::Table { pa: old.oa(), live }, base, ENTRIES_PER_TABLE);
-                if let (Some(entry), false) = (entry, self.counting) {
+                if let (Some(entry), false, true) = (entry, self.counting, self.fold) {
                     self.try_coalesce(entry, old);
                 }
             } else if !self.leaf_already_gives(old, base) {
