@@ -1415,6 +1415,55 @@ mod tests {
         assert_eq!(create_guest(&tracker, Some(past_the_end), 40, None), Err(Errno::EINVAL));
     }
 
+    /// The queries the hypercall layer and EL2 report from, after a few
+    /// known transitions.
+    #[test]
+    fn queries_report_what_happened() {
+        use crate::{Errno, Totals};
+        use ownership::{OwnerId, PageState, Target};
+
+        const BASE: u64 = 0x4000_0000;
+        let mut memory = MemoryMap::new();
+        memory.add(BASE, 0x20_0000).expect("a RAM region");
+        let tracker = new_tracker(memory, 40, None);
+        let pfn = BASE >> 12;
+        assert_eq!(tracker.with_memory(|m| m.is_ram_range(&(BASE..BASE + 0x20_0000))), Some(true));
+        assert_eq!(tracker.with_memory(|m| m.is_ram_range(&(BASE..BASE + 0x20_1000))), Some(false));
+
+        // Boot-time set-up: the hyp's own pages, then sealed.
+        tracker.setup_host(BASE..BASE + 0x2000, Target::Owner(OwnerId::HYP)).expect("set-up");
+        tracker.seal().expect("seal");
+        let later = tracker.setup_host(BASE + 0x2000..BASE + 0x3000, Target::Owner(OwnerId::HYP));
+        assert_eq!(later, Err(Errno::EPERM));
+        assert_eq!(tracker.host_page(BASE + 0x2000).map(|i| i.owner), Ok(Some(OwnerId::HOST)));
+
+        tracker.host_share_hyp(pfn + 4, 1).expect("share");
+        tracker.hyp_pin(pfn + 4, 1).expect("pin");
+        tracker.hyp_pin(pfn + 4, 1).expect("pin again");
+        let g = create_guest(&tracker, None, 36, None).expect("a guest");
+        assert_eq!(tracker.guest_ipa_bits(g), Ok(36));
+        tracker.host_share_guest(g, pfn + 4, 1 << 23, 1).expect("share with the guest");
+        tracker.host_donate_guest(g, pfn + 8, 0, 3).expect("donate to the guest");
+        assert_eq!(tracker.page_counts((pfn + 4) << 12), (2, 1));
+        assert_eq!(tracker.page_counts((pfn + 5) << 12), (0, 0));
+        let totals = tracker.ownership_totals().expect("totals");
+        assert_eq!(
+            totals,
+            Totals { host: 512 - 2 - 1 - 3, host_lent: 1, hyp: 2, guests: 3, borrowed: 0 }
+        );
+        let gfn_limit = 1u64 << (36 - 12);
+        assert_eq!(tracker.guest_page(g, gfn_limit - 1).map(|p| p.0), Ok(PageState::NoPage));
+        assert_eq!(tracker.guest_page(g, gfn_limit), Err(Errno::EINVAL));
+
+        let before = tracker.counters();
+        assert_eq!(tracker.host_fault((pfn + 100) << 12), Ok(crate::HostAccess::Ok));
+        let after = tracker.counters();
+        assert_eq!(after.host_faults, before.host_faults + 1);
+        assert!(after.host_table_pages >= 2, "root and the split for the hyp's pages");
+        assert!(after.host_leaves.iter().sum::<u64>() > 0, "{after:?}");
+        assert!(after.host_leaves[3] >= 1, "page-level leaves after the split: {after:?}");
+    }
+
     /// A torn-down guest can be printed (the host keeps it around in
     /// diagnostics) and says what it was; the tracker prints no state.
     #[test]
