@@ -268,6 +268,8 @@ pub struct GuestSnapshot {
     pub slot: usize,
     pub tables: TablePages,
     pub pool_in_use: usize,
+    /// Pages reserved and not taken: a refused call must not leak any.
+    pub pool_reserved: usize,
     pub has_run: bool,
 }
 
@@ -275,6 +277,8 @@ pub struct GuestSnapshot {
 pub struct Snapshot {
     pub host_tables: TablePages,
     pub host_pool_in_use: usize,
+    /// Pages reserved and not taken: a refused call must not leak any.
+    pub host_pool_reserved: usize,
     pub hyp: Vec<(u64, PageState, bool)>,
     pub counts: Vec<(u64, u32, u32)>,
     pub ffa: Vec<u64>,
@@ -292,6 +296,7 @@ impl Tracker<HostPlatform> {
         self.with_all(|host, alloc, meta, hyp, guests| Snapshot {
             host_tables: alloc.snapshot(host.table()),
             host_pool_in_use: alloc.in_use(),
+            host_pool_reserved: alloc.reserved(),
             hyp: hyp.pages().collect(),
             counts: meta.counts().collect(),
             ffa: meta.ffa.iter().copied().collect(),
@@ -307,6 +312,7 @@ impl Tracker<HostPlatform> {
                         slot,
                         tables: alloc.snapshot(&s2.table),
                         pool_in_use: alloc.in_use(),
+                        pool_reserved: alloc.reserved(),
                         has_run: g.has_run(),
                     })
                 })
