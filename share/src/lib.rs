@@ -42,6 +42,10 @@
 //! 7. no check depends on a debug build.
 //!
 //! MMIO is never donated or shared: every transition requires RAM.
+//!
+//! [`spec`] states every transition page by page, independently of the
+//! tables; with the `ghost` feature (debug EL2 kernels, the host tests)
+//! every call is held to it after it commits (see the `ghost` module).
 #![cfg_attr(not(any(test, feature = "host")), no_std)]
 #![forbid(unsafe_code)]
 
