@@ -1430,6 +1430,12 @@ mod tests {
         assert_eq!(tracker.with_memory(|m| m.is_ram_range(&(BASE..BASE + 0x20_0000))), Some(true));
         assert_eq!(tracker.with_memory(|m| m.is_ram_range(&(BASE..BASE + 0x20_1000))), Some(false));
 
+        // Nothing mapped yet: no leaf counts; one fault maps the 2 MiB
+        // region as one level-2 block.
+        assert_eq!(tracker.counters().host_leaves, [0; 4]);
+        tracker.host_fault(BASE + 0x10_0000).expect("fault");
+        assert_eq!(tracker.counters().host_leaves, [0, 0, 1, 0]);
+
         // Boot-time set-up: the hyp's own pages, then sealed.
         tracker.setup_host(BASE..BASE + 0x2000, Target::Owner(OwnerId::HYP)).expect("set-up");
         tracker.seal().expect("seal");
