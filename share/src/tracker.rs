@@ -212,6 +212,28 @@ impl<P: Platform> Host<P> {
         Ok(pages)
     }
 
+    /// Table pages that giving back any subset of the pages of `range`,
+    /// page by page, can take at most: enough to split every leaf that
+    /// covers part of it down to single pages (one table for a 2 MiB
+    /// leaf; for a 1 GiB leaf, one and one more per 2 MiB it covers).
+    fn split_bound(&self, range: &Range<u64>) -> usize {
+        let two_mib = pgtable::level_size(2);
+        self.s2
+            .table()
+            .leaves(&self.alloc, range.clone())
+            .map(|run| match run.entry.level {
+                3 => 0,
+                2 => 1,
+                // Level 1, or an invalid entry at level 0: one more table
+                // above the 2 MiB ones, to be safe.
+                level => {
+                    let blocks = (run.ipa.end - 1) / two_mib - run.ipa.start / two_mib + 1;
+                    usize::from(2 - level.min(1)) + blocks as usize
+                }
+            })
+            .sum()
+    }
+
     /// Commits a change whose pages are already reserved. `reserved`
     /// counts down what is left of the reservation.
     fn commit(&mut self, range: Range<u64>, target: Target, reserved: &mut usize) {
@@ -895,7 +917,11 @@ impl<P: Platform> Tracker<P> {
                     if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
                         return Err(Errno::EPERM);
                     }
-                    host_budget += host.return_budget(&pa_run, |_, _| false)?;
+                    // Given back page by page below, only the pages no
+                    // other guest, the hyp or FF-A still borrows: any subset
+                    // of the run, which may split leaves the whole run
+                    // would not.
+                    host_budget += host.split_bound(&pa_run);
                     cursor = run.end;
                 }
                 let unmap = Leaf::Invalid(InvalidPayload::ZERO);
@@ -1114,7 +1140,15 @@ impl<P: Platform> Tracker<P> {
                     guest.s2.table.lookup(&guest.alloc, cursor).map_err(|_| Errno::EINVAL)?;
                 let end = entry.end().min(limit);
                 if let Some(pa) = entry.output_address(cursor) {
-                    budget += host.prepare(pa.0..pa.0 + (end - cursor), target)?.pages;
+                    let pa_run = pa.0..pa.0 + (end - cursor);
+                    budget += match PageState::from_sw_bits(entry.desc.attrs().sw()) {
+                        // Given back page by page, only the pages nobody
+                        // else borrows: any subset of the run, whose
+                        // leaves may need splitting where the whole run
+                        // would need none.
+                        Some(PageState::SharedBorrowed) => host.split_bound(&pa_run),
+                        _ => host.prepare(pa_run, target)?.pages,
+                    };
                 }
                 cursor = end;
             }
