@@ -129,10 +129,9 @@ impl HypSide for HypStage1 {
 
     fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno> {
         let mut idle = IDLE.lock();
-        if !idle.can_remove(&range) {
+        if !idle.try_remove(&range) {
             return Err(Errno::ENOMEM);
         }
-        idle.remove(&range);
         // SAFETY: unmaps pages the checks proved the hyp no longer holds.
         unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) };
         Ok(())
@@ -159,18 +158,8 @@ impl HypSide for HypStage1 {
 
     fn set_in_use(&mut self, range: Range<u64>, in_use: bool) -> Result<(), Errno> {
         let mut idle = IDLE.lock();
-        if in_use {
-            if !idle.can_remove(&range) {
-                return Err(Errno::ENOMEM);
-            }
-            idle.remove(&range);
-        } else {
-            if !idle.can_insert(&range) {
-                return Err(Errno::ENOMEM);
-            }
-            idle.insert(range);
-        }
-        Ok(())
+        let fits = if in_use { idle.try_remove(&range) } else { idle.try_insert(range) };
+        if fits { Ok(()) } else { Err(Errno::ENOMEM) }
     }
 }
 

@@ -72,6 +72,24 @@ impl<const N: usize> IdleSet<N> {
         self.ranges[touching.start] = start..end;
     }
 
+    /// Adds `range` if it fits; false, changing nothing, if not.
+    pub fn try_insert(&mut self, range: Range<u64>) -> bool {
+        let fits = self.can_insert(&range);
+        if fits {
+            self.insert(range);
+        }
+        fits
+    }
+
+    /// Removes `range` if it fits; false, changing nothing, if not.
+    pub fn try_remove(&mut self, range: &Range<u64>) -> bool {
+        let fits = self.can_remove(range);
+        if fits {
+            self.remove(range);
+        }
+        fits
+    }
+
     /// Whether [`remove`](Self::remove) of `range` fits (it needs one more
     /// slot when it splits a range in two).
     #[must_use]
@@ -138,6 +156,8 @@ mod tests {
         }
         // A fifth disjoint range does not fit: the caller refuses it.
         assert!(!set.can_insert(&(100 * PAGE..101 * PAGE)));
+        assert!(!set.try_insert(100 * PAGE..101 * PAGE));
+        assert!(!set.contains(100 * PAGE), "a range that does not fit is not added");
         // Filling a gap merges three ranges into one and frees slots.
         set.insert(PAGE..2 * PAGE);
         assert_eq!(set.ranges.len(), 3);
@@ -146,7 +166,11 @@ mod tests {
         let mut full: IdleSet<1> = IdleSet::new();
         full.insert(0..10 * PAGE);
         assert!(!full.can_remove(&(4 * PAGE..5 * PAGE)));
+        assert!(!full.try_remove(&(4 * PAGE..5 * PAGE)));
+        assert!(full.contains(4 * PAGE), "a removal that does not fit removes nothing");
         assert!(full.can_remove(&(0..5 * PAGE)));
+        assert!(full.try_remove(&(0..5 * PAGE)));
+        assert!(!full.contains(4 * PAGE) && full.contains(5 * PAGE));
     }
 
     #[test]

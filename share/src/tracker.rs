@@ -234,6 +234,14 @@ impl<P: Platform> Host<P> {
             .sum()
     }
 
+    /// Whether someone still borrows `pa` from the host: a guest, the hyp
+    /// or the secure world through FF-A.
+    fn still_lent(&self, hyp: &P::Hyp, pa: u64) -> bool {
+        self.meta.guest_shares(pa) != 0
+            || hyp.state(pa) == PageState::SharedBorrowed
+            || self.meta.ffa_shared(pa)
+    }
+
     /// Commits a change whose pages are already reserved. `reserved`
     /// counts down what is left of the reservation.
     fn commit(&mut self, range: Range<u64>, target: Target, reserved: &mut usize) {
@@ -330,6 +338,10 @@ fn reserve_both<P: Platform>(
 
 fn is_host_owned(info: PageInfo) -> bool {
     info.owner == Some(OwnerId::HOST) && info.host_state == PageState::Owned
+}
+
+fn is_lent_by_host(info: PageInfo) -> bool {
+    info.owner == Some(OwnerId::HOST) && info.host_state == PageState::SharedOwned
 }
 
 fn hyp_check<H: HypSide>(hyp: &H, range: &Range<u64>, want: PageState) -> Result<(), Errno> {
@@ -575,10 +587,7 @@ impl<P: Platform> Tracker<P> {
             let mut host = self.lock_host()?;
             let range = host.phys_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
-            host.check(&range, |i| {
-                i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
-            })?;
-            hyp_check(&*hyp, &range, PageState::SharedBorrowed)?;
+            self.check_hyp_shared(&host, &hyp, &range)?;
             if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
                 return Err(Errno::EBUSY);
             }
@@ -679,9 +688,7 @@ impl<P: Platform> Tracker<P> {
             let mut host = self.lock_host()?;
             let range = host.phys_range(pfn, nr)?;
             let hyp = self.lock_hyp(&host);
-            host.check(&range, |i| {
-                i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
-            })?;
+            host.check(&range, is_lent_by_host)?;
             if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
                 return Err(Errno::EPERM);
             }
@@ -723,9 +730,7 @@ impl<P: Platform> Tracker<P> {
         hyp: &P::Hyp,
         range: &Range<u64>,
     ) -> Result<(), Errno> {
-        host.check(range, |i| {
-            i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
-        })?;
+        host.check(range, is_lent_by_host)?;
         hyp_check(hyp, range, PageState::SharedBorrowed)
     }
 
@@ -911,9 +916,7 @@ impl<P: Platform> Tracker<P> {
                         return Err(Errno::ENOENT);
                     };
                     let pa_run = pa..pa + (run.end - run.start);
-                    host.check(&pa_run, |i| {
-                        i.owner == Some(OwnerId::HOST) && i.host_state == PageState::SharedOwned
-                    })?;
+                    host.check(&pa_run, is_lent_by_host)?;
                     if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
                         return Err(Errno::EPERM);
                     }
@@ -935,10 +938,7 @@ impl<P: Platform> Tracker<P> {
                     };
                     let shares = host.meta.guest_shares(pa) - 1;
                     host.meta.set_guest_shares(pa, shares);
-                    if shares == 0
-                        && hyp.state(pa) != PageState::SharedBorrowed
-                        && !host.meta.ffa_shared(pa)
-                    {
+                    if !host.still_lent(&*hyp, pa) {
                         host.return_commit(&(pa..pa + PAGE_SIZE), |_, _| false, &mut host_res);
                     }
                 }
@@ -1166,10 +1166,7 @@ impl<P: Platform> Tracker<P> {
                             for p in pages(&pa_run) {
                                 let shares = host.meta.guest_shares(p).saturating_sub(1);
                                 host.meta.set_guest_shares(p, shares);
-                                if shares == 0
-                                    && hyp.state(p) != PageState::SharedBorrowed
-                                    && !host.meta.ffa_shared(p)
-                                {
+                                if !host.still_lent(&*hyp, p) {
                                     host.commit(p..p + PAGE_SIZE, target, &mut reserved);
                                 }
                             }
