@@ -206,10 +206,7 @@ impl<P: Platform> Host<P> {
     }
 
     fn reserve(&mut self, pages: usize) -> Result<usize, Errno> {
-        if pages > 0 {
-            self.alloc.reserve(pages).map_err(|_| Errno::ENOMEM)?;
-        }
-        Ok(pages)
+        reserve_table_pages(&mut self.alloc, pages)
     }
 
     /// Table pages that giving back any subset of the pages of `range`,
@@ -254,9 +251,7 @@ impl<P: Platform> Host<P> {
     }
 
     fn release(&mut self, reserved: usize) {
-        if reserved > 0 {
-            self.alloc.unreserve(reserved);
-        }
+        self.alloc.unreserve(reserved);
     }
 
     /// Table pages to lend `range` (see [`HostStage2::next_lend_run`]).
@@ -318,6 +313,16 @@ impl<P: Platform> Host<P> {
     }
 }
 
+/// Sets aside `pages` table pages of `alloc` for a commit. A call that
+/// needs none does not ask: it cannot fail for lack of memory, and it is
+/// not an allocation point for fault injection either.
+fn reserve_table_pages(alloc: &mut impl TableAllocator, pages: usize) -> Result<usize, Errno> {
+    if pages > 0 {
+        alloc.reserve(pages).map_err(|_| Errno::ENOMEM)?;
+    }
+    Ok(pages)
+}
+
 /// Reserves table pages in the host's and a guest's pools: both or
 /// neither.
 fn reserve_both<P: Platform>(
@@ -350,16 +355,11 @@ fn hyp_check<H: HypSide>(hyp: &H, range: &Range<u64>, want: PageState) -> Result
 
 impl<P: Platform> Guest<P> {
     fn reserve(&mut self, pages: usize) -> Result<usize, Errno> {
-        if pages > 0 {
-            self.alloc.reserve(pages).map_err(|_| Errno::ENOMEM)?;
-        }
-        Ok(pages)
+        reserve_table_pages(&mut self.alloc, pages)
     }
 
     fn release(&mut self, reserved: usize) {
-        if reserved > 0 {
-            self.alloc.unreserve(reserved);
-        }
+        self.alloc.unreserve(reserved);
     }
 
     fn commit(&mut self, range: Range<u64>, leaf: Leaf, reserved: &mut usize) {
@@ -380,6 +380,16 @@ impl<P: Platform> Guest<P> {
         let pa = entry.output_address(ipa)?.0;
         let state = PageState::from_sw_bits(entry.desc.attrs().sw())?;
         Some((ipa..entry.end().min(end), pa, state))
+    }
+
+    /// During a commit: the mapped run at `ipa` (up to `end`) and the
+    /// physical pages behind it, which the checks already found mapped.
+    fn committed_run(&self, ipa: u64, end: u64) -> (Range<u64>, Range<u64>) {
+        let Some((run, pa, _)) = self.mapped_run(ipa, end) else {
+            commit_bug("guest mapping vanished", ipa);
+        };
+        let pa_run = pa..pa + (run.end - run.start);
+        (run, pa_run)
     }
 
     /// Checks that every page of `ipa` is mapped in `state`. `unmapped`
@@ -1002,26 +1012,22 @@ impl<P: Platform> Tracker<P> {
             }
             let (mut host_res, mut guest_res) =
                 reserve_both(&mut host, guest, host_budget, guest_budget)?;
-            for gpa in pages(&ipa) {
-                let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
-                    commit_bug("guest mapping vanished", gpa);
-                };
+            // Commit run by run, the runs counted above: a run that is a
+            // whole block stays one (page by page, it would split tables
+            // nobody counted).
+            let mut cursor = ipa.start;
+            while cursor < ipa.end {
+                let (run, pa_run) = guest.committed_run(cursor, ipa.end);
+                let leaf = guest.s2.mapping(pa_run.start, guest_to);
+                cursor = run.end;
                 // Take the host's access away before the guest owns the
-                // page alone again; give it only after the guest lent it.
+                // pages alone again; give it only after the guest lent them.
                 if share {
-                    guest.commit(
-                        gpa..gpa + PAGE_SIZE,
-                        guest.s2.mapping(pa, guest_to),
-                        &mut guest_res,
-                    );
-                    host.commit(pa..pa + PAGE_SIZE, host_to, &mut host_res);
+                    guest.commit(run, leaf, &mut guest_res);
+                    host.commit(pa_run, host_to, &mut host_res);
                 } else {
-                    host.commit(pa..pa + PAGE_SIZE, host_to, &mut host_res);
-                    guest.commit(
-                        gpa..gpa + PAGE_SIZE,
-                        guest.s2.mapping(pa, guest_to),
-                        &mut guest_res,
-                    );
+                    host.commit(pa_run, host_to, &mut host_res);
+                    guest.commit(run, leaf, &mut guest_res);
                 }
             }
             host.release(host_res);
@@ -1058,18 +1064,16 @@ impl<P: Platform> Tracker<P> {
                 let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), empty)?.pages;
                 let (mut host_res, mut guest_res) =
                     reserve_both(&mut host, guest, host_budget, guest_pages)?;
-                // Record where the pages are before the guest loses them.
-                let mut returned = 0;
-                for gpa in pages(&ipa) {
-                    let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
-                        commit_bug("guest mapping vanished", gpa);
-                    };
-                    guest.commit(gpa..gpa + PAGE_SIZE, empty, &mut guest_res);
-                    host.meta.zero(pa..pa + PAGE_SIZE);
-                    host.commit(pa..pa + PAGE_SIZE, target, &mut host_res);
-                    returned += 1;
+                // Run by run, as counted (see `guest_host_share`); each
+                // run's place is read before the guest loses it.
+                let mut cursor = ipa.start;
+                while cursor < ipa.end {
+                    let (run, pa_run) = guest.committed_run(cursor, ipa.end);
+                    cursor = run.end;
+                    guest.commit(run, empty, &mut guest_res);
+                    host.meta.zero(pa_run.clone());
+                    host.commit(pa_run, target, &mut host_res);
                 }
-                debug_assert_eq!(returned, nr);
                 host.release(host_res);
                 guest.release(guest_res);
                 Ok(())

@@ -6,9 +6,14 @@ use proptest::prelude::*;
 
 use crate::refmodel::{MAX_PAGES, Model, Op};
 
-/// RAM regions (page frames): a 2 MiB-aligned region, a small one, and
-/// one that guest table pools come from.
-pub const RAM: [(u64, u64); 3] = [(0x40000, 0x40200), (0x40400, 0x40410), (0x50000, 0x50200)];
+/// RAM regions (page frames): a 2 MiB-aligned region, a small one, a
+/// 2 MiB block that only whole-block donations to guests use (so that it
+/// is often whole), and one that guest table pools come from.
+pub const RAM: [(u64, u64); 4] =
+    [(0x40000, 0x40200), (0x40400, 0x40410), (0x40600, 0x40800), (0x50000, 0x50200)];
+
+/// The first pfn of the region only whole-block guest donations use.
+const BLOCK_PFN: u64 = 0x40600;
 
 /// A pfn: mostly from a small hot window or from pages that are not
 /// plainly the host's, so that calls meet each other's pages.
@@ -80,7 +85,28 @@ pub fn guest_op(model: &Model) -> BoxedStrategy<Op> {
     let bits = model.guests.values().next().map_or(40, |g| g.ipa_bits);
     let h = handle(model);
     let (pfn, mapped) = (pfn_in(model), gfn_in(model, bits));
+    // Whole 2 MiB blocks on both sides: the host's BLOCK_PFN region is one,
+    // and guest calls on a block-mapped range change it as one entry.
+    let whole_block = (h.clone(), prop::sample::select(vec![0u64, 0x200]));
+    let block_starts: Vec<u64> = model
+        .guests
+        .values()
+        .flat_map(|g| g.map.keys().copied())
+        .filter(|gfn| gfn % 512 == 0)
+        .collect();
+    let mapped_block = if block_starts.is_empty() {
+        Just(0u64).boxed()
+    } else {
+        prop::sample::select(block_starts).boxed()
+    };
+    let block_op = prop_oneof![
+        whole_block.prop_map(|(h, gfn)| Op::DonateGuest { h, pfn: BLOCK_PFN, gfn, nr: 512 }),
+        (h.clone(), mapped_block.clone()).prop_map(|(h, gfn)| Op::GuestShare { h, gfn, nr: 512 }),
+        (h.clone(), mapped_block.clone()).prop_map(|(h, gfn)| Op::GuestUnshare { h, gfn, nr: 512 }),
+        (h.clone(), mapped_block).prop_map(|(h, gfn)| Op::Relinquish { h, gfn, nr: 512 }),
+    ];
     prop_oneof![
+        1 => block_op,
         3 => (h.clone(), pfn.clone(), gfn(bits), nr()).prop_map(|(h, pfn, gfn, nr)| Op::DonateGuest { h, pfn, gfn, nr }),
         3 => (h.clone(), pfn, gfn(bits), nr()).prop_map(|(h, pfn, gfn, nr)| Op::ShareGuest { h, pfn, gfn, nr }),
         2 => (h.clone(), mapped.clone(), nr()).prop_map(|(h, gfn, nr)| Op::UnshareGuest { h, gfn, nr }),
