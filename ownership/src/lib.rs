@@ -544,6 +544,24 @@ impl HostStage2 {
         self.table.commit(alloc, tlb, prepared)
     }
 
+    /// Commits a change that an earlier [`prepare`](Self::prepare) of the
+    /// same range and target counted, without counting it again (see
+    /// [`PageTable::commit_counted`]); returns the table pages taken.
+    pub fn commit_counted<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        target: Target,
+    ) -> Result<usize, Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let leaf = self.leaf_for(&range, target)?;
+        Ok(self.table.commit_counted(alloc, tlb, range, leaf)?)
+    }
+
     /// Gives `range` the meaning `target` (prepare, reserve, commit).
     pub fn apply<A, T>(
         &mut self,

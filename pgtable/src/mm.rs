@@ -43,8 +43,10 @@ pub unsafe trait TableAllocator {
     ///
     /// # Panics
     ///
-    /// May panic if called more times than reserved: that is a bug in the
-    /// caller's page count, never an out-of-memory condition.
+    /// If called more times than reserved: that is a bug in the caller's
+    /// page count, never an out-of-memory condition.
+    /// [`PageTable::commit_counted`](crate::PageTable::commit_counted)
+    /// relies on it.
     fn take(&mut self) -> PhysAddr;
 
     /// Like [`take`](Self::take), for a page the caller overwrites whole
@@ -127,10 +129,24 @@ impl TablePage {
         }
     }
 
-    /// The index of the first descriptor that differs from `expect(i)`,
-    /// or `None` when all 512 match.
-    pub(crate) fn first_mismatch(&self, mut expect: impl FnMut(usize) -> u64) -> Option<usize> {
-        let entries = self.entries();
-        (0..ENTRIES_PER_TABLE).find(|&i| entries[i].load(Ordering::Relaxed) != expect(i))
+    /// Whether descriptor `i` is `first + i * step` for all 512 entries:
+    /// the table says what one leaf could. Compares eight entries per
+    /// branch: this scan runs after every change that could fold a table.
+    pub(crate) fn is_run(&self, first: u64, step: u64) -> bool {
+        let chunk_step = step.wrapping_mul(8);
+        let mut chunk_first = first;
+        for chunk in self.entries().chunks_exact(8) {
+            let mut differ = 0;
+            let mut value = chunk_first;
+            for entry in chunk {
+                differ |= entry.load(Ordering::Relaxed) ^ value;
+                value = value.wrapping_add(step);
+            }
+            if differ != 0 {
+                return false;
+            }
+            chunk_first = chunk_first.wrapping_add(chunk_step);
+        }
+        true
     }
 }

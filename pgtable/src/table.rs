@@ -252,6 +252,27 @@ impl PageTable {
         self.commit_folding(alloc, tlb, prepared, true)
     }
 
+    /// Validates and writes `leaf` over `range` in one pass, for a change
+    /// an earlier [`prepare`](Self::prepare) of the same range and leaf
+    /// counted and the caller reserved; returns the table pages it took.
+    /// Saves the counting walk a second `prepare` would make. A validation
+    /// error is returned before anything changes; taking more pages than
+    /// are reserved panics in the allocator.
+    pub fn commit_counted<A, T>(
+        &mut self,
+        alloc: &mut A,
+        tlb: &mut T,
+        range: Range<u64>,
+        leaf: Leaf,
+    ) -> Result<usize, Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.validate(&range, leaf)?;
+        Ok(self.commit_folding(alloc, tlb, Prepared { range, leaf, pages: 0 }, true))
+    }
+
     fn commit_folding<A, T>(
         &mut self,
         alloc: &mut A,
@@ -690,11 +711,16 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         };
         let step = if first.is_valid() { level_size(child_level) } else { 0 };
         let expect = |i: usize| first.bits() + i as u64 * step;
-        // Cheap rejection on the far end before the full scan.
-        if child.get(ENTRIES_PER_TABLE - 1).bits() != expect(ENTRIES_PER_TABLE - 1) {
-            return;
+        // Cheap rejections before the full scan: the first entry this
+        // update wrote (a change that makes the table uniform must make it
+        // agree with the rest; most changes do not), and the far end.
+        let written = ((self.start.max(e.base) - e.base) / level_size(child_level)) as usize;
+        for probe in [written.min(ENTRIES_PER_TABLE - 1), ENTRIES_PER_TABLE - 1] {
+            if child.get(probe).bits() != expect(probe) {
+                return;
+            }
         }
-        if child.first_mismatch(expect).is_some() {
+        if !child.is_run(first.bits(), step) {
             return;
         }
         // Every entry is the leaf (or invalid entry) `expect` says, so no

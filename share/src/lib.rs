@@ -127,21 +127,18 @@ pub trait PageMeta {
     /// How many guest mappings borrow the page from the host.
     fn guest_shares(&self, pa: u64) -> u32;
     fn set_guest_shares(&mut self, pa: u64, shares: u32);
-    /// How many more pages may start being lent to guests (bounded
-    /// bookkeeping at EL2); `host_share_guest` is refused with ENOMEM
-    /// beyond it, before anything changes.
-    fn guest_share_room(&self) -> u64 {
-        u64::MAX
-    }
+    /// How many more pages may start being lent to guests (bookkeeping is
+    /// bounded at EL2); `host_share_guest` is refused with ENOMEM beyond
+    /// it, before anything changes.
+    fn guest_share_room(&self) -> u64;
     /// Whether the host has lent the page to the secure world through
     /// FF-A.
     fn ffa_shared(&self, pa: u64) -> bool;
     fn set_ffa_shared(&mut self, pa: u64, shared: bool);
-    /// How many more pages may be lent through FF-A (bounded bookkeeping
-    /// at EL2); beyond it `host_share_ffa` is ENOMEM, before any change.
-    fn ffa_room(&self) -> u64 {
-        u64::MAX
-    }
+    /// How many more pages may be lent through FF-A (bookkeeping is
+    /// bounded at EL2); beyond it `host_share_ffa` is ENOMEM, before any
+    /// change.
+    fn ffa_room(&self) -> u64;
     /// Zeroes the contents of `range` before it changes hands.
     fn zero(&mut self, range: Range<u64>);
 }

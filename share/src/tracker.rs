@@ -241,13 +241,15 @@ impl<P: Platform> Host<P> {
 
     /// Commits a change whose pages are already reserved. `reserved`
     /// counts down what is left of the reservation.
+    /// The change was counted by the call's budget, so it is not counted
+    /// again (a second walk per commit); the allocator stops a commit that
+    /// would take more than the reservation holds.
     fn commit(&mut self, range: Range<u64>, target: Target, reserved: &mut usize) {
-        let prepared =
-            self.prepare(range, target).unwrap_or_else(|e| commit_bug("host prepare", e));
-        if prepared.pages > *reserved {
-            commit_bug("host reservation", (prepared.pages, *reserved));
-        }
-        *reserved -= self.s2.commit(&mut self.alloc, &mut self.tlb, prepared);
+        let taken = self
+            .s2
+            .commit_counted(&mut self.alloc, &mut self.tlb, range, target)
+            .unwrap_or_else(|e| commit_bug("host commit", e));
+        *reserved = take_from_reservation(*reserved, taken, "host");
     }
 
     fn release(&mut self, reserved: usize) {
@@ -323,6 +325,13 @@ fn reserve_table_pages(alloc: &mut impl TableAllocator, pages: usize) -> Result<
     Ok(pages)
 }
 
+/// What is left of a reservation of `reserved` pages after a commit took
+/// `taken`. More than reserved is a bug in a budget: the allocator has
+/// already refused to hand out the page, this names the party.
+fn take_from_reservation(reserved: usize, taken: usize, party: &str) -> usize {
+    reserved.checked_sub(taken).unwrap_or_else(|| commit_bug(party, (taken, reserved)))
+}
+
 /// Reserves table pages in the host's and a guest's pools: both or
 /// neither.
 fn reserve_both<P: Platform>(
@@ -362,15 +371,14 @@ impl<P: Platform> Guest<P> {
         self.alloc.unreserve(reserved);
     }
 
+    /// As [`Host::commit`].
     fn commit(&mut self, range: Range<u64>, leaf: Leaf, reserved: &mut usize) {
-        let prepared = self
+        let taken = self
             .s2
-            .prepare(&mut self.alloc, range, leaf)
-            .unwrap_or_else(|e| commit_bug("guest prepare", e));
-        if prepared.pages > *reserved {
-            commit_bug("guest reservation", (prepared.pages, *reserved));
-        }
-        *reserved -= self.s2.table.commit(&mut self.alloc, &mut self.tlb, prepared);
+            .table
+            .commit_counted(&mut self.alloc, &mut self.tlb, range, leaf)
+            .unwrap_or_else(|e| commit_bug("guest commit", e));
+        *reserved = take_from_reservation(*reserved, taken, "guest");
     }
 
     /// The mapped runs of `ipa`: (IPA run, PA of its first page, state).

@@ -64,7 +64,9 @@ impl Fixture {
                 return;
             }
             let step = if first.is_valid() { level_size(level) } else { 0 };
-            let uniform = page.first_mismatch(|i| first.bits() + i as u64 * step).is_none();
+            // Entry by entry, independently of `TablePage::is_run`.
+            let uniform = (0..ENTRIES_PER_TABLE)
+                .all(|i| page.get(i).bits() == first.bits().wrapping_add(i as u64 * step));
             let parent_can_hold = !first.is_valid()
                 || Descriptor::leaf(level - 1, first.oa(), first.attrs()).is_some();
             assert!(
@@ -422,5 +424,30 @@ proptest! {
         f.alloc.unreserve(total - taken);
         f.tlb.check_bbm().unwrap();
         f.assert_maximally_coalesced();
+    }
+}
+
+/// `TablePage::is_run` (eight entries per branch) agrees with an entry by
+/// entry comparison for one wrong entry at every index, for uniform and
+/// contiguous runs.
+#[test]
+fn is_run_finds_a_wrong_entry_at_every_index() {
+    let mut alloc = HostTables::new();
+    alloc.reserve(1).unwrap();
+    let pa = alloc.take();
+    let page = TablePage::new(&alloc, pa);
+    for (first, step) in [(0x0040_0000_0000_0000u64, 0), (0x4000_0000 | 0x7c3, PAGE)] {
+        page.fill(first, step);
+        assert!(page.is_run(first, step));
+        assert!(!page.is_run(first ^ 2, step));
+        for i in 0..ENTRIES_PER_TABLE {
+            let right = first.wrapping_add(i as u64 * step);
+            for wrong in [right ^ 1, right ^ (1 << 63), 0] {
+                page.set(i, Descriptor::from_bits(wrong));
+                assert!(!page.is_run(first, step), "entry {i} = {wrong:#x}");
+            }
+            page.set(i, Descriptor::from_bits(right));
+        }
+        assert!(page.is_run(first, step));
     }
 }
