@@ -130,3 +130,24 @@ fn one_reservation_serves_commits_that_need_none_and_some() {
     assert_eq!(host_state(&t, BASE_PFN + 0x201), PageState::NoPage);
     t.check_invariants().expect("invariants");
 }
+
+#[test]
+fn what_a_call_reserved_and_did_not_take_goes_back() {
+    let t = tracker();
+    let g = create_guest(&t, None, 40, None).expect("a guest");
+    let h = create_guest(&t, None, 40, None).expect("another guest");
+    // Both 2 MiB blocks lent to g; h borrows the first page of the second.
+    assert_eq!(t.host_share_guest(g, BASE_PFN, UNPROTECTED_GFN, 1024), Ok(()));
+    assert_eq!(t.host_share_guest(h, BASE_PFN + 0x200, UNPROTECTED_GFN, 1), Ok(()));
+    let host_reserved = || t.with_platform(|alloc, _, _, _| alloc.reserved());
+    // Giving back the last page of the first block and the first of the
+    // second: one split is counted for each block, but only the first
+    // block's page comes back (h still borrows the other).
+    let before = host_in_use(&t);
+    assert_eq!(t.host_unshare_guest(g, UNPROTECTED_GFN + 0x1ff, 2), Ok(()));
+    assert_eq!(host_in_use(&t), before + 1, "one block split");
+    assert_eq!(host_reserved(), 0, "the unused table page stayed reserved");
+    assert_eq!(host_state(&t, BASE_PFN + 0x1ff), PageState::Owned);
+    assert_eq!(host_state(&t, BASE_PFN + 0x200), PageState::SharedOwned);
+    t.check_invariants().expect("invariants");
+}
