@@ -151,3 +151,32 @@ fn what_a_call_reserved_and_did_not_take_goes_back() {
     assert_eq!(host_state(&t, BASE_PFN + 0x200), PageState::SharedOwned);
     t.check_invariants().expect("invariants");
 }
+
+/// A 1 GiB block lent to a guest comes back page by page around pages
+/// another guest still borrows: the host splits the 1 GiB leaf and then
+/// one 2 MiB block per kept page, which `host_unshare_guest` must have
+/// counted before anything changed (`split_bound`'s level-1 case).
+#[test]
+fn a_1g_block_comes_back_around_pages_another_guest_borrows() {
+    const GIB_PAGES: u64 = 1 << 18;
+    let mut memory = MemoryMap::new();
+    memory.add(BASE_PFN << 12, GIB_PAGES << 12).expect("1 GiB of RAM");
+    let t = new_tracker(memory, 40, None);
+    let g = create_guest(&t, None, 40, None).expect("a guest");
+    let h = create_guest(&t, None, 40, None).expect("another guest");
+    assert_eq!(t.host_share_guest(g, BASE_PFN, UNPROTECTED_GFN, GIB_PAGES), Ok(()));
+    let kept: Vec<u64> = [3u64, 100, 400].iter().map(|block| BASE_PFN + block * 512 + 7).collect();
+    for (i, &pfn) in kept.iter().enumerate() {
+        assert_eq!(t.host_share_guest(h, pfn, UNPROTECTED_GFN + i as u64, 1), Ok(()));
+    }
+    let before = host_in_use(&t);
+    assert_eq!(t.host_unshare_guest(g, UNPROTECTED_GFN, GIB_PAGES), Ok(()));
+    assert_eq!(host_in_use(&t), before + 1 + kept.len(), "one 1 GiB and three 2 MiB splits");
+    assert_eq!(t.with_platform(|alloc, _, _, _| alloc.reserved()), 0);
+    for &pfn in &kept {
+        assert_eq!(host_state(&t, pfn), PageState::SharedOwned, "pfn {pfn:#x}");
+        assert_eq!(host_state(&t, pfn + 1), PageState::Owned, "pfn {:#x}", pfn + 1);
+    }
+    assert_eq!(host_state(&t, BASE_PFN + GIB_PAGES - 1), PageState::Owned);
+    t.check_invariants().expect("invariants");
+}
