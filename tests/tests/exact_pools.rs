@@ -180,3 +180,26 @@ fn a_1g_block_comes_back_around_pages_another_guest_borrows() {
     assert_eq!(host_state(&t, BASE_PFN + GIB_PAGES - 1), PageState::Owned);
     t.check_invariants().expect("invariants");
 }
+
+/// Giving back part of a lent 2 MiB block splits it: the call counts the
+/// table page, reserves it, and succeeds with exactly that page free.
+#[test]
+fn giving_back_part_of_a_lent_block_counts_its_split() {
+    let t = tracker();
+    assert_eq!(t.host_share_hyp(BASE_PFN, 512), Ok(()));
+    assert_eq!(t.host_share_ffa(BASE_PFN + 0x200, 512), Ok(()));
+    for (pfn, unshare) in [
+        (BASE_PFN + 5, Tracker::host_unshare_hyp as fn(&Tracker, u64, u64) -> _),
+        (BASE_PFN + 0x205, Tracker::host_unshare_ffa),
+    ] {
+        let before = host_in_use(&t);
+        t.with_platform(|alloc, _, _, _| alloc.set_limit(Some(before + 1)));
+        assert_eq!(unshare(&t, pfn, 1), Ok(()), "pfn {pfn:#x}");
+        t.with_platform(|alloc, _, _, _| alloc.set_limit(None));
+        assert_eq!(host_in_use(&t), before + 1, "pfn {pfn:#x}: one split");
+        assert_eq!(host_state(&t, pfn), PageState::Owned);
+        assert_eq!(host_state(&t, pfn + 1), PageState::SharedOwned);
+    }
+    assert_eq!(t.with_platform(|alloc, _, _, _| alloc.reserved()), 0);
+    t.check_invariants().expect("invariants");
+}
