@@ -241,6 +241,7 @@ impl<P: Platform> Host<P> {
 
     /// Commits a change whose pages are already reserved. `reserved`
     /// counts down what is left of the reservation.
+    ///
     /// The change was counted by the call's budget, so it is not counted
     /// again (a second walk per commit); the allocator stops a commit that
     /// would take more than the reservation holds.
@@ -249,7 +250,7 @@ impl<P: Platform> Host<P> {
             .s2
             .commit_counted(&mut self.alloc, &mut self.tlb, range, target)
             .unwrap_or_else(|e| commit_bug("host commit", e));
-        *reserved = take_from_reservation(*reserved, taken, "host");
+        *reserved = take_from_reservation(*reserved, taken, "host reservation");
     }
 
     fn release(&mut self, reserved: usize) {
@@ -327,9 +328,9 @@ fn reserve_table_pages(alloc: &mut impl TableAllocator, pages: usize) -> Result<
 
 /// What is left of a reservation of `reserved` pages after a commit took
 /// `taken`. More than reserved is a bug in a budget: the allocator has
-/// already refused to hand out the page, this names the party.
-fn take_from_reservation(reserved: usize, taken: usize, party: &str) -> usize {
-    reserved.checked_sub(taken).unwrap_or_else(|| commit_bug(party, (taken, reserved)))
+/// already refused to hand out the page; `what` names the reservation.
+fn take_from_reservation(reserved: usize, taken: usize, what: &str) -> usize {
+    reserved.checked_sub(taken).unwrap_or_else(|| commit_bug(what, (taken, reserved)))
 }
 
 /// Reserves table pages in the host's and a guest's pools: both or
@@ -378,25 +379,26 @@ impl<P: Platform> Guest<P> {
             .table
             .commit_counted(&mut self.alloc, &mut self.tlb, range, leaf)
             .unwrap_or_else(|e| commit_bug("guest commit", e));
-        *reserved = take_from_reservation(*reserved, taken, "guest");
+        *reserved = take_from_reservation(*reserved, taken, "guest reservation");
     }
 
-    /// The mapped runs of `ipa`: (IPA run, PA of its first page, state).
-    /// `None` for the first unmapped page, if any.
-    fn mapped_run(&self, ipa: u64, end: u64) -> Option<(Range<u64>, u64, PageState)> {
+    /// The mapped run at `ipa` (one leaf, up to `end`): (IPA run, the
+    /// physical pages behind it, state). `None` if `ipa` is unmapped.
+    fn mapped_run(&self, ipa: u64, end: u64) -> Option<(Range<u64>, Range<u64>, PageState)> {
         let entry = self.s2.table.lookup(&self.alloc, ipa).ok()?;
         let pa = entry.output_address(ipa)?.0;
         let state = PageState::from_sw_bits(entry.desc.attrs().sw())?;
-        Some((ipa..entry.end().min(end), pa, state))
+        let run = ipa..entry.end().min(end);
+        let pa_run = pa..pa + (run.end - run.start);
+        Some((run, pa_run, state))
     }
 
     /// During a commit: the mapped run at `ipa` (up to `end`) and the
     /// physical pages behind it, which the checks already found mapped.
     fn committed_run(&self, ipa: u64, end: u64) -> (Range<u64>, Range<u64>) {
-        let Some((run, pa, _)) = self.mapped_run(ipa, end) else {
+        let Some((run, pa_run, _)) = self.mapped_run(ipa, end) else {
             commit_bug("guest mapping vanished", ipa);
         };
-        let pa_run = pa..pa + (run.end - run.start);
         (run, pa_run)
     }
 
@@ -930,10 +932,9 @@ impl<P: Platform> Tracker<P> {
                 let mut host_budget = 0;
                 let mut cursor = ipa.start;
                 while cursor < ipa.end {
-                    let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                    let Some((run, pa_run, _)) = guest.mapped_run(cursor, ipa.end) else {
                         return Err(Errno::ENOENT);
                     };
-                    let pa_run = pa..pa + (run.end - run.start);
                     host.check(&pa_run, is_lent_by_host)?;
                     if pages(&pa_run).any(|p| host.meta.guest_shares(p) == 0) {
                         return Err(Errno::EPERM);
@@ -951,9 +952,10 @@ impl<P: Platform> Tracker<P> {
                     reserve_both(&mut host, guest, host_budget, guest_pages)?;
                 // Walk the mappings again while dropping them, page by page.
                 for gpa in pages(&ipa) {
-                    let Some((_, pa, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
+                    let Some((_, pa_run, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
                         commit_bug("guest mapping vanished", gpa);
                     };
+                    let pa = pa_run.start;
                     let shares = host.meta.guest_shares(pa) - 1;
                     host.meta.set_guest_shares(pa, shares);
                     if !host.still_lent(&*hyp, pa) {
@@ -1000,10 +1002,9 @@ impl<P: Platform> Tracker<P> {
             let (mut host_budget, mut guest_budget) = (0, 0);
             let mut cursor = ipa.start;
             while cursor < ipa.end {
-                let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                let Some((run, pa_run, _)) = guest.mapped_run(cursor, ipa.end) else {
                     return Err(Errno::EPERM);
                 };
-                let pa_run = pa..pa + (run.end - run.start);
                 if share {
                     host.check(&pa_run, |i| {
                         i.owner == Some(id) && i.host_state == PageState::NoPage
@@ -1013,8 +1014,8 @@ impl<P: Platform> Tracker<P> {
                         i.owner.is_none() && i.host_state == PageState::SharedBorrowed
                     })?;
                 }
+                let leaf = guest.s2.mapping(pa_run.start, guest_to);
                 host_budget += host.prepare(pa_run, host_to)?.pages;
-                let leaf = guest.s2.mapping(pa, guest_to);
                 guest_budget += guest.s2.prepare(&mut guest.alloc, run.clone(), leaf)?.pages;
                 cursor = run.end;
             }
@@ -1060,10 +1061,9 @@ impl<P: Platform> Tracker<P> {
                 let mut host_budget = 0;
                 let mut cursor = ipa.start;
                 while cursor < ipa.end {
-                    let Some((run, pa, _)) = guest.mapped_run(cursor, ipa.end) else {
+                    let Some((run, pa_run, _)) = guest.mapped_run(cursor, ipa.end) else {
                         return Err(Errno::EPERM);
                     };
-                    let pa_run = pa..pa + (run.end - run.start);
                     host.check(&pa_run, |i| i.owner == Some(id))?;
                     host_budget += host.prepare(pa_run, target)?.pages;
                     cursor = run.end;
