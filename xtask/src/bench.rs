@@ -253,7 +253,9 @@ fn boot(cpu: Cpu, v: Variant, initrd: &Path, timeout: Duration) -> Result<Boot> 
     cmd.args(["--kill-after=5", &secs.to_string(), "qemu-system-aarch64"])
         .args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", qemu_cpu])
         .args(["-icount", "shift=0,align=off", "-smp", "1", "-m", "1G"])
-        .args(["-nographic", "-no-reboot", "-kernel"])
+        // No network device: nothing uses one, and its option ROM
+        // (efi-virtio.rom) is not installed with QEMU everywhere.
+        .args(["-nic", "none", "-nographic", "-no-reboot", "-kernel"])
         .arg(v.image())
         .arg("-initrd")
         .arg(initrd)

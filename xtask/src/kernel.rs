@@ -15,6 +15,7 @@ use std::process::Command;
 pub const PACKAGES: &[&str] = &[
     "qemu-system-arm",
     "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
     "binutils-aarch64-linux-gnu",
     "linux-source-6.12",
     "bc",

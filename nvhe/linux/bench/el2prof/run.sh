@@ -25,7 +25,7 @@ cp "$K/vmlinux" "$K/System.map" "$OUT/"
 echo "el2prof: booting $V under -icount with the gdbstub on :1234 (one vCPU)"
 timeout --kill-after=5 "${QEMU_TIMEOUT:-2400}" qemu-system-aarch64 \
 	-M virt,virtualization=on,gic-version=3 -cpu max,lpa2=off \
-	-icount shift=0,align=off -smp 1 -m 1G -nographic -no-reboot \
+	-icount shift=0,align=off -smp 1 -m 1G -nic none -nographic -no-reboot \
 	-kernel "$K/arch/arm64/boot/Image" -initrd "$INITRD" \
 	-append 'console=ttyAMA0 kvm-arm.mode=protected panic=-1' -s -S \
 	</dev/null >"$OUT/console.log" 2>&1 &
