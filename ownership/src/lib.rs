@@ -345,6 +345,53 @@ impl HostStage2 {
         Ok(FaultOutcome::Mapped { range, kind: span.kind })
     }
 
+    /// Maps every page of RAM the host owns and has not mapped yet, with
+    /// the largest blocks that fit, as its faults would; pages with
+    /// another owner stay as they are. For the end of boot-time set-up:
+    /// the host then takes stage-2 faults only on MMIO and on pages that
+    /// come back to it unmapped. Returns the pages mapped.
+    ///
+    /// Each run is one update that reserves its table pages first, so an
+    /// error (out of table pages) leaves the runs before it mapped and the
+    /// rest to be mapped lazily, as before this call.
+    pub fn map_owned_ram<A, T>(&mut self, alloc: &mut A, tlb: &mut T) -> Result<u64, Error>
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        let mut mapped = 0;
+        for region in self.memory.regions() {
+            let mut cursor = region.start;
+            while let Some(run) = self.next_unmapped_host_run(alloc, cursor, region.end) {
+                cursor = run.end;
+                let leaf = Leaf::Mapped { oa: PhysAddr(run.start), attrs: self.types.ram };
+                self.table.update(alloc, tlb, run.clone(), leaf)?;
+                mapped += (run.end - run.start) / PAGE_SIZE;
+            }
+        }
+        Ok(mapped)
+    }
+
+    /// The first maximal run of all-zero entries (the host's, unmapped)
+    /// in `from..end`, leaf by leaf.
+    fn next_unmapped_host_run<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        from: u64,
+        end: u64,
+    ) -> Option<Range<u64>> {
+        let mut leaves = self.table.leaves(alloc, from..end);
+        let first = leaves.find(|leaf| leaf.entry.desc == Descriptor::ZERO)?;
+        let mut run = first.ipa;
+        for leaf in leaves {
+            if leaf.entry.desc != Descriptor::ZERO {
+                break;
+            }
+            run.end = leaf.ipa.end;
+        }
+        Some(run)
+    }
+
     /// Unmaps every MMIO mapping of the host (stock pKVM's
     /// `host_stage2_unmap_dev_all`): they are rebuilt on the next fault,
     /// and the tables they free go back to the pool. Each leaf is unmapped

@@ -202,6 +202,67 @@ fn fault_out_of_table_pages_recycles_mmio_mappings() {
 }
 
 #[test]
+fn map_owned_ram_maps_the_hosts_unmapped_ram_with_the_largest_blocks() {
+    // RAM at 1 GiB (2 GiB, aligned) and one unaligned region; the hyp owns
+    // one page and one whole 2 MiB block; the host already mapped one block.
+    let regions = [(GIB, 2 * GIB), (4 * GIB + PAGE, MIB2)];
+    let mut h = Host::new(&regions);
+    let (a, t) = (&mut h.alloc, &mut h.tlb);
+    h.s2.set_owner(a, t, GIB + 5 * PAGE..GIB + 6 * PAGE, OwnerId::HYP).unwrap();
+    h.s2.set_owner(a, t, GIB + 4 * MIB2..GIB + 5 * MIB2, OwnerId::HYP).unwrap();
+    h.fault(2 * GIB + 3 * PAGE);
+    let mapped = h.s2.map_owned_ram(&mut h.alloc, &mut h.tlb).unwrap();
+    h.tlb.check_bbm().unwrap();
+    // Everything but the hyp's 513 pages and the block the host had.
+    let ram_pages = (2 * GIB + MIB2) / PAGE;
+    assert_eq!(mapped, ram_pages - 513 - GIB / PAGE);
+    for (base, size) in regions {
+        for run in h.runs(base..base + size) {
+            let hyp = run.owner == Some(OwnerId::HYP);
+            let hyp_range = run.range == (GIB + 5 * PAGE..GIB + 6 * PAGE)
+                || run.range == (GIB + 4 * MIB2..GIB + 5 * MIB2);
+            assert_eq!(hyp, hyp_range, "{run:?}");
+            if !hyp {
+                assert_eq!(run.host_state, PageState::Owned, "{run:?}");
+            }
+        }
+        for pa in (base..base + size).step_by(PAGE as usize) {
+            let info = h.s2.page_info(&h.alloc, pa).unwrap();
+            assert_eq!(info.mapped, info.owner == Some(OwnerId::HOST), "{pa:#x}");
+        }
+    }
+    // Largest blocks: the 2 MiB block around the hyp's page is split, the
+    // rest of its GiB is 2 MiB blocks, the second GiB one 1 GiB block.
+    assert_eq!(h.s2.table().lookup(&h.alloc, GIB + 6 * PAGE).unwrap().level, 3);
+    assert_eq!(h.s2.table().lookup(&h.alloc, GIB + MIB2).unwrap().level, 2);
+    assert_eq!(h.s2.table().lookup(&h.alloc, 2 * GIB + 7 * PAGE).unwrap().level, 1);
+    assert_eq!(h.fault(GIB + 7 * PAGE), FaultOutcome::AlreadyMapped);
+    assert_eq!(h.fault(GIB + 5 * PAGE), FaultOutcome::NotYours { owner: OwnerId::HYP });
+    // Nothing left to map: a second call maps nothing and changes nothing.
+    let before = h.alloc.snapshot(h.s2.table());
+    assert_eq!(h.s2.map_owned_ram(&mut h.alloc, &mut h.tlb), Ok(0));
+    assert_eq!(h.alloc.snapshot(h.s2.table()), before);
+}
+
+#[test]
+fn map_owned_ram_out_of_table_pages_leaves_the_rest_to_faults() {
+    // Two unaligned regions: each needs tables of its own.
+    let regions = [(GIB + PAGE, MIB2), (3 * GIB + PAGE, MIB2)];
+    let mut h = Host::new(&regions);
+    let first_region_tables = {
+        let mut probe = Host::new(&regions[..1]);
+        probe.s2.map_owned_ram(&mut probe.alloc, &mut probe.tlb).unwrap();
+        probe.alloc.in_use()
+    };
+    h.alloc.set_limit(Some(first_region_tables));
+    assert_eq!(h.s2.map_owned_ram(&mut h.alloc, &mut h.tlb), Err(Error::NoMemory));
+    assert!(h.s2.page_info(&h.alloc, GIB + PAGE).unwrap().mapped);
+    assert!(!h.s2.page_info(&h.alloc, 3 * GIB + PAGE).unwrap().mapped);
+    h.alloc.set_limit(None);
+    assert!(matches!(h.fault(3 * GIB + PAGE), FaultOutcome::Mapped { .. }));
+}
+
+#[test]
 fn owner_ids_and_their_names() {
     assert!(!OwnerId::HOST.is_guest() && !OwnerId::HYP.is_guest());
     assert!(OwnerId::FIRST_GUEST.is_guest() && OwnerId(u32::MAX).is_guest());

@@ -1349,10 +1349,22 @@ impl<P: Platform> Tracker<P> {
         Ok(())
     }
 
-    /// Ends boot-time set-up: [`Tracker::setup_host`] is refused from now
-    /// on.
+    /// Ends boot-time set-up: maps the RAM the host owns (see
+    /// [`HostStage2::map_owned_ram`]), so that the host does not fault its
+    /// way through memory page table by page table; [`Tracker::setup_host`]
+    /// is refused from now on. Out of table pages, the rest of RAM stays
+    /// to be mapped on fault: that is not an error.
     pub fn seal(&self) -> Result<(), Errno> {
-        self.lock_host()?.sealed = true;
+        let mut host = self.lock_host()?;
+        if host.sealed {
+            return Err(Errno::EPERM);
+        }
+        let host = &mut *host;
+        match host.s2.map_owned_ram(&mut host.alloc, &mut host.tlb) {
+            Ok(_) | Err(ownership::Error::NoMemory) => {}
+            Err(e) => return Err(e.into()),
+        }
+        host.sealed = true;
         Ok(())
     }
 
@@ -1511,6 +1523,32 @@ mod tests {
         assert!(after.host_table_pages >= 2, "root and the split for the hyp's pages");
         assert!(after.host_leaves.iter().sum::<u64>() > 0, "{after:?}");
         assert!(after.host_leaves[3] >= 1, "page-level leaves after the split: {after:?}");
+    }
+
+    /// Sealing maps the RAM the host owns, leaves the hyp's pages alone,
+    /// and happens once.
+    #[test]
+    fn seal_maps_the_hosts_ram_once() {
+        use crate::Errno;
+        use ownership::{OwnerId, Target};
+
+        const BASE: u64 = 0x4000_0000;
+        let mut memory = MemoryMap::new();
+        memory.add(BASE, 0x40_0000).expect("a RAM region");
+        let tracker = new_tracker(memory, 40, None);
+        tracker.setup_host(BASE..BASE + 0x3000, Target::Owner(OwnerId::HYP)).expect("set-up");
+        let mapped = |pa: u64| tracker.host_page(pa).map(|i| i.mapped);
+        assert_eq!(mapped(BASE + 0x3000), Ok(false));
+        tracker.seal().expect("seal");
+        for pa in [BASE + 0x3000, BASE + 0x1f_f000, BASE + 0x20_0000, BASE + 0x3f_f000] {
+            assert_eq!(mapped(pa), Ok(true), "{pa:#x}");
+        }
+        assert_eq!(
+            tracker.host_page(BASE).map(|i| (i.owner, i.mapped)),
+            Ok((Some(OwnerId::HYP), false))
+        );
+        assert_eq!(tracker.counters().host_leaves, [0, 0, 1, 512]);
+        assert_eq!(tracker.seal(), Err(Errno::EPERM));
     }
 
     /// A torn-down guest can be printed (the host keeps it around in
