@@ -144,6 +144,37 @@ impl PageTable {
         }
     }
 
+    /// For a change of exactly one page that a page-level (level 3) entry
+    /// translates: the entries from the root down to it. Such a change
+    /// writes that entry in place, which the general walk would do after
+    /// descending the same way, so it takes the short way: one descent,
+    /// no range arithmetic per level. `None` for anything else.
+    fn page_entry_path<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        range: &Range<u64>,
+    ) -> Option<EntryPath> {
+        if range.end - range.start != PAGE_SIZE {
+            return None;
+        }
+        let ipa = range.start;
+        let mut level = self.config.start_level();
+        let (mut page, mut slot) = self.root_page(alloc, (ipa >> level_shift(level)) as usize);
+        let mut path = EntryPath { entries: [None; 4], len: 0 };
+        loop {
+            let desc = page.get(slot);
+            let base = ipa & !(level_size(level) - 1);
+            path.entries[path.len] = Some((Entry { page, slot, base, level, live: true }, desc));
+            path.len += 1;
+            if !desc.is_table(level) {
+                return (level == 3).then_some(path);
+            }
+            level += 1;
+            page = TablePage::new(alloc, desc.oa());
+            slot = ((ipa >> level_shift(level)) as usize) % ENTRIES_PER_TABLE;
+        }
+    }
+
     /// The leaves over `range`, in address order, each clipped to the
     /// range.
     pub fn leaves<'a, A: TableAllocator + ?Sized>(
@@ -224,6 +255,10 @@ impl PageTable {
         leaf: Leaf,
     ) -> Result<Prepared, Error> {
         self.validate(&range, leaf)?;
+        if self.page_entry_path(&*alloc, &range).is_some() {
+            // One page-level entry changes in place: no table to split.
+            return Ok(Prepared { range, leaf, pages: 0 });
+        }
         let mut no_tlb = NoTlb;
         let mut upd = Update::new(alloc, &mut no_tlb, &range, leaf, true);
         upd.walk(
@@ -284,14 +319,18 @@ impl PageTable {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
+        let path = self.page_entry_path(&*alloc, &prepared.range);
         let mut upd = Update::new(alloc, tlb, &prepared.range, prepared.leaf, false);
         upd.fold = fold;
-        upd.walk(
-            self.config.start_level(),
-            Source::Table { pa: self.root, live: true },
-            0,
-            self.config.root_entries(),
-        );
+        match path {
+            Some(path) => upd.update_page_entry(&path),
+            None => upd.walk(
+                self.config.start_level(),
+                Source::Table { pa: self.root, live: true },
+                0,
+                self.config.root_entries(),
+            ),
+        }
         if upd.needs_publish {
             upd.tlb.publish();
         }
@@ -521,6 +560,13 @@ struct Entry {
     live: bool,
 }
 
+/// The entries from the root down to a page-level entry, each with the
+/// descriptor it held; see [`PageTable::page_entry_path`].
+struct EntryPath {
+    entries: [Option<(Entry, Descriptor)>; 4],
+    len: usize,
+}
+
 /// A validated update and the table pages it needs; see
 /// [`PageTable::prepare`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -551,6 +597,27 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
             pages: 0,
             tables_delta: 0,
             needs_publish: false,
+        }
+    }
+
+    /// Applies a one-page update to the page-level entry at the end of
+    /// `path`, then folds the tables above it as the general walk does on
+    /// its way back up. A table that does not fold still holds the table
+    /// below it, so none above it can fold either: stop there.
+    fn update_page_entry(&mut self, path: &EntryPath) {
+        let mut entries = path.entries[..path.len].iter().rev().flatten();
+        let Some(&(entry, old)) = entries.next() else { return };
+        if let Some(new) = self.leaf.descriptor(self.start, entry.base, entry.level)
+            && old != new
+        {
+            self.replace(entry, old, new);
+        }
+        if self.fold {
+            for &(table_entry, table) in entries {
+                if !self.try_coalesce(table_entry, table) {
+                    break;
+                }
+            }
         }
     }
 
@@ -695,16 +762,16 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
 
     /// If every entry of the table `old` points to now says the same
     /// thing, replaces the table with one leaf and frees it.
-    fn try_coalesce(&mut self, e: Entry, old: Descriptor) {
+    fn try_coalesce(&mut self, e: Entry, old: Descriptor) -> bool {
         let child_level = e.level + 1;
         let child = TablePage::new(&*self.alloc, old.oa());
         let first = child.get(0);
         let merged = if first.is_table(child_level) {
-            return;
+            return false;
         } else if first.is_valid() {
             match Descriptor::leaf(e.level, first.oa(), first.attrs()) {
                 Some(block) => block,
-                None => return,
+                None => return false,
             }
         } else {
             first
@@ -717,15 +784,16 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         let written = ((self.start.max(e.base) - e.base) / level_size(child_level)) as usize;
         for probe in [written.min(ENTRIES_PER_TABLE - 1), ENTRIES_PER_TABLE - 1] {
             if child.get(probe).bits() != expect(probe) {
-                return;
+                return false;
             }
         }
         if !child.is_run(first.bits(), step) {
-            return;
+            return false;
         }
         // Every entry is the leaf (or invalid entry) `expect` says, so no
         // table hangs below this one.
         self.replace_subtree(e, old, merged, Subtree::LeavesOnly);
+        true
     }
 }
 
