@@ -132,13 +132,14 @@ impl TablePage {
         }
     }
 
-    /// Whether descriptor `i` is `first + i * step` for all 512 entries:
-    /// the table says what one leaf could. Compares eight entries per
-    /// branch: this scan runs after every change that could fold a table.
-    pub(crate) fn is_run(&self, first: u64, step: u64) -> bool {
+    /// The first index `i` whose descriptor is not `first + i * step`, or
+    /// `None` when all 512 are: the table says what one leaf could.
+    /// Compares eight entries per branch: this scan runs after every
+    /// change that could fold a table.
+    pub(crate) fn first_mismatch(&self, first: u64, step: u64) -> Option<usize> {
         let chunk_step = step.wrapping_mul(8);
         let mut chunk_first = first;
-        for chunk in self.entries().chunks_exact(8) {
+        for (c, chunk) in self.entries().chunks_exact(8).enumerate() {
             let mut differ = 0;
             let mut value = chunk_first;
             for entry in chunk {
@@ -146,10 +147,16 @@ impl TablePage {
                 value = value.wrapping_add(step);
             }
             if differ != 0 {
-                return false;
+                let mut value = chunk_first;
+                for (i, entry) in chunk.iter().enumerate() {
+                    if entry.load(Ordering::Relaxed) != value {
+                        return Some(c * 8 + i);
+                    }
+                    value = value.wrapping_add(step);
+                }
             }
             chunk_first = chunk_first.wrapping_add(chunk_step);
         }
-        true
+        None
     }
 }

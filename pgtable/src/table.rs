@@ -51,6 +51,13 @@ pub struct PageTable {
     root: PhysAddr,
     /// Table pages in use below the root.
     tables: usize,
+    /// Where the last fold scan that failed found a table not uniform
+    /// (table page, entry). The next fold check of that table looks there
+    /// first: a page shared again and again in a table that cannot fold
+    /// then costs one probe, not a scan of 512 entries. Only ever a place
+    /// to look: a mismatch found there is a real one, whatever the page
+    /// holds now.
+    fold_miss: Option<(PhysAddr, usize)>,
 }
 
 /// The state of one range update.
@@ -71,6 +78,8 @@ struct Update<'a, A: ?Sized, T: ?Sized> {
     /// Some write created or changed a translation and has not been
     /// published to the walker yet.
     needs_publish: bool,
+    /// [`PageTable::fold_miss`], for the length of the update.
+    fold_miss: Option<(PhysAddr, usize)>,
 }
 
 /// Where the descriptors of the table being walked come from.
@@ -89,7 +98,7 @@ impl PageTable {
     /// is passed to every later call.
     pub fn new(config: Stage2Config, root: PhysAddr) -> Result<Self, Error> {
         config.vttbr(root, 0)?;
-        Ok(Self { config, root, tables: 0 })
+        Ok(Self { config, root, tables: 0, fold_miss: None })
     }
 
     /// The geometry.
@@ -158,14 +167,22 @@ impl PageTable {
             return None;
         }
         let ipa = range.start;
-        let mut level = self.config.start_level();
+        let start_level = self.config.start_level();
+        let mut level = start_level;
         let (mut page, mut slot) = self.root_page(alloc, (ipa >> level_shift(level)) as usize);
-        let mut path = EntryPath { entries: [None; 4], len: 0 };
+        let mut path = EntryPath {
+            ipa,
+            start_level,
+            tables: [PhysAddr(0); 4],
+            slots: [0; 4],
+            descs: [Descriptor::ZERO; 4],
+        };
         loop {
             let desc = page.get(slot);
-            let base = ipa & !(level_size(level) - 1);
-            path.entries[path.len] = Some((Entry { page, slot, base, level, live: true }, desc));
-            path.len += 1;
+            let depth = usize::from(level - start_level);
+            path.tables[depth] = page.pa();
+            path.slots[depth] = slot as u16;
+            path.descs[depth] = desc;
             if !desc.is_table(level) {
                 return (level == 3).then_some(path);
             }
@@ -322,6 +339,7 @@ impl PageTable {
         let path = self.page_entry_path(&*alloc, &prepared.range);
         let mut upd = Update::new(alloc, tlb, &prepared.range, prepared.leaf, false);
         upd.fold = fold;
+        upd.fold_miss = self.fold_miss;
         match path {
             Some(path) => upd.update_page_entry(&path),
             None => upd.walk(
@@ -335,6 +353,7 @@ impl PageTable {
             upd.tlb.publish();
         }
         self.tables = self.tables.wrapping_add_signed(upd.tables_delta);
+        self.fold_miss = upd.fold_miss;
         upd.pages
     }
 
@@ -560,11 +579,28 @@ struct Entry {
     live: bool,
 }
 
-/// The entries from the root down to a page-level entry, each with the
-/// descriptor it held; see [`PageTable::page_entry_path`].
+/// The entries from the root down to a page-level entry (level 3), each
+/// with the descriptor it held; see [`PageTable::page_entry_path`]. Kept
+/// small (no views, no options): it is built on every one-page change.
+#[derive(Clone, Copy)]
 struct EntryPath {
-    entries: [Option<(Entry, Descriptor)>; 4],
-    len: usize,
+    ipa: u64,
+    start_level: u8,
+    /// The table page holding each level's entry, from the start level.
+    tables: [PhysAddr; 4],
+    slots: [u16; 4],
+    descs: [Descriptor; 4],
+}
+
+impl EntryPath {
+    /// The entry at `level` (the start level up to 3) and what it held.
+    fn entry<A: TableAllocator + ?Sized>(&self, alloc: &A, level: u8) -> (Entry, Descriptor) {
+        let depth = usize::from(level - self.start_level);
+        let page = TablePage::new(alloc, self.tables[depth]);
+        let base = self.ipa & !(level_size(level) - 1);
+        let entry = Entry { page, slot: usize::from(self.slots[depth]), base, level, live: true };
+        (entry, self.descs[depth])
+    }
 }
 
 /// A validated update and the table pages it needs; see
@@ -597,6 +633,7 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
             pages: 0,
             tables_delta: 0,
             needs_publish: false,
+            fold_miss: None,
         }
     }
 
@@ -605,15 +642,15 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
     /// its way back up. A table that does not fold still holds the table
     /// below it, so none above it can fold either: stop there.
     fn update_page_entry(&mut self, path: &EntryPath) {
-        let mut entries = path.entries[..path.len].iter().rev().flatten();
-        let Some(&(entry, old)) = entries.next() else { return };
+        let (entry, old) = path.entry(&*self.alloc, 3);
         if let Some(new) = self.leaf.descriptor(self.start, entry.base, entry.level)
             && old != new
         {
             self.replace(entry, old, new);
         }
         if self.fold {
-            for &(table_entry, table) in entries {
+            for level in (path.start_level..3).rev() {
+                let (table_entry, table) = path.entry(&*self.alloc, level);
                 if !self.try_coalesce(table_entry, table) {
                     break;
                 }
@@ -780,14 +817,20 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         let expect = |i: usize| first.bits() + i as u64 * step;
         // Cheap rejections before the full scan: the first entry this
         // update wrote (a change that makes the table uniform must make it
-        // agree with the rest; most changes do not), and the far end.
+        // agree with the rest; most changes do not), where the last failed
+        // scan of this table stopped, and the far end.
         let written = ((self.start.max(e.base) - e.base) / level_size(child_level)) as usize;
-        for probe in [written.min(ENTRIES_PER_TABLE - 1), ENTRIES_PER_TABLE - 1] {
+        let missed = match self.fold_miss {
+            Some((pa, index)) if pa == old.oa() => index,
+            _ => ENTRIES_PER_TABLE - 1,
+        };
+        for probe in [written.min(ENTRIES_PER_TABLE - 1), missed, ENTRIES_PER_TABLE - 1] {
             if child.get(probe).bits() != expect(probe) {
                 return false;
             }
         }
-        if !child.is_run(first.bits(), step) {
+        if let Some(index) = child.first_mismatch(first.bits(), step) {
+            self.fold_miss = Some((old.oa(), index));
             return false;
         }
         // Every entry is the leaf (or invalid entry) `expect` says, so no

@@ -186,6 +186,15 @@ impl<P: Platform> Host<P> {
 
     /// EPERM unless every page of `range` satisfies `want`.
     fn check(&self, range: &Range<u64>, want: impl Fn(PageInfo) -> bool) -> Result<(), Errno> {
+        if range.end - range.start == PAGE_SIZE {
+            // Most calls are for one page: one lookup, without the run merging.
+            let info = self.s2.page_info(&self.alloc, range.start).map_err(|_| Errno::EPERM)?;
+            return if want(PageInfo { mapped: false, ..info }) {
+                Ok(())
+            } else {
+                Err(Errno::EPERM)
+            };
+        }
         for run in self.s2.runs(&self.alloc, range.clone()) {
             let run = run.map_err(|_| Errno::EPERM)?;
             let mapped = false;

@@ -64,7 +64,7 @@ impl Fixture {
                 return;
             }
             let step = if first.is_valid() { level_size(level) } else { 0 };
-            // Entry by entry, independently of `TablePage::is_run`.
+            // Entry by entry, independently of `TablePage::first_mismatch`.
             let uniform = (0..ENTRIES_PER_TABLE)
                 .all(|i| page.get(i).bits() == first.bits().wrapping_add(i as u64 * step));
             let parent_can_hold = !first.is_valid()
@@ -427,27 +427,51 @@ proptest! {
     }
 }
 
-/// `TablePage::is_run` (eight entries per branch) agrees with an entry by
-/// entry comparison for one wrong entry at every index, for uniform and
-/// contiguous runs.
+/// `TablePage::first_mismatch` (eight entries per branch) agrees with an
+/// entry by entry comparison for one wrong entry at every index, for
+/// uniform and contiguous runs, and names that entry.
 #[test]
-fn is_run_finds_a_wrong_entry_at_every_index() {
+fn first_mismatch_finds_a_wrong_entry_at_every_index() {
     let mut alloc = HostTables::new();
     alloc.reserve(1).unwrap();
     let pa = alloc.take();
     let page = TablePage::new(&alloc, pa);
     for (first, step) in [(0x0040_0000_0000_0000u64, 0), (0x4000_0000 | 0x7c3, PAGE)] {
         page.fill(first, step);
-        assert!(page.is_run(first, step));
-        assert!(!page.is_run(first ^ 2, step));
+        assert_eq!(page.first_mismatch(first, step), None);
+        assert_eq!(page.first_mismatch(first ^ 2, step), Some(0));
         for i in 0..ENTRIES_PER_TABLE {
             let right = first.wrapping_add(i as u64 * step);
             for wrong in [right ^ 1, right ^ (1 << 63), 0] {
                 page.set(i, Descriptor::from_bits(wrong));
-                assert!(!page.is_run(first, step), "entry {i} = {wrong:#x}");
+                assert_eq!(page.first_mismatch(first, step), Some(i), "entry {i} = {wrong:#x}");
             }
             page.set(i, Descriptor::from_bits(right));
         }
-        assert!(page.is_run(first, step));
+        assert_eq!(page.first_mismatch(first, step), None);
     }
+}
+
+/// The fold check looks first where the last failed scan of a table
+/// stopped; that never keeps a table from folding once it is uniform.
+#[test]
+fn a_table_that_could_not_fold_folds_once_the_entry_that_stopped_it_changes() {
+    let mut f = Fixture::new(40);
+    f.map_identity(GIB..GIB + MIB2);
+    let attrs = S2Attrs::RAM_RWX;
+    let lent = Leaf::Mapped { oa: PhysAddr(GIB + 7 * PAGE), attrs: attrs.with_sw(1) };
+    let back = Leaf::Mapped { oa: PhysAddr(GIB + 7 * PAGE), attrs };
+    let hole = GIB + 300 * PAGE..GIB + 301 * PAGE;
+    f.update(hole.clone(), Leaf::Invalid(InvalidPayload::ZERO)).unwrap();
+    // Page 7 goes out and back: the table stays, held by the hole.
+    for _ in 0..3 {
+        f.update(GIB + 7 * PAGE..GIB + 8 * PAGE, lent).unwrap();
+        f.update(GIB + 7 * PAGE..GIB + 8 * PAGE, back).unwrap();
+        assert_eq!(f.level_histogram(GIB..GIB + MIB2), [0, 0, 0, 512]);
+        assert_eq!(f.pt.fold_miss.map(|(_, i)| i), Some(300));
+    }
+    // Filling the hole makes the table uniform: it folds at once.
+    f.map_identity(hole);
+    assert_eq!(f.level_histogram(GIB..GIB + MIB2), [0, 0, 1, 0]);
+    f.assert_maximally_coalesced();
 }
