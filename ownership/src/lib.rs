@@ -26,7 +26,8 @@
 //!   [`FaultOutcome::NotYours`] and changes nothing.
 //! - A fault maps the largest block that lies in one RAM region or in one
 //!   MMIO gap and whose entries all agree. RAM is normal memory, MMIO is
-//!   device memory and never executable.
+//!   device memory and never executable. [`HostStage2::map_owned_ram`]
+//!   maps the host's RAM the same way in one go, at the end of boot.
 //! - Every failed call leaves the table unchanged (see `pgtable`).
 //!
 //! This crate knows nothing of hypercalls or of the other parties'
