@@ -272,8 +272,12 @@ impl PageTable {
         leaf: Leaf,
     ) -> Result<Prepared, Error> {
         self.validate(&range, leaf)?;
-        if self.page_entry_path(&*alloc, &range).is_some() {
-            // One page-level entry changes in place: no table to split.
+        // One page-level entry changes in place (as `commit` does through
+        // `page_entry_path`): no table to split. A plain lookup is enough
+        // to tell; the path is only needed to write.
+        if range.end - range.start == PAGE_SIZE
+            && self.lookup(&*alloc, range.start).is_ok_and(|leaf| leaf.level == 3)
+        {
             return Ok(Prepared { range, leaf, pages: 0 });
         }
         let mut no_tlb = NoTlb;
