@@ -41,6 +41,21 @@ impl LeafEntry {
     }
 }
 
+/// The leaf that translates one page, found by [`PageTable::page`],
+/// with the way down to it when it is a page-level entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageCursor {
+    /// The page's address.
+    pub ipa: u64,
+    /// The leaf that translates it.
+    pub entry: LeafEntry,
+    /// The entries from the root down, for a page-level leaf.
+    path: Option<EntryPath>,
+    /// The table's generation when the path was taken: it is only
+    /// followed again while nothing has been written since.
+    generation: u64,
+}
+
 /// A stage-2 translation table rooted at a (possibly concatenated) root.
 ///
 /// The table does not own an allocator or a TLB: both are passed to the
@@ -58,6 +73,9 @@ pub struct PageTable {
     /// to look: a mismatch found there is a real one, whatever the page
     /// holds now.
     fold_miss: Option<(PhysAddr, usize)>,
+    /// Counts the writes to the table: a [`PageCursor`] taken at one
+    /// generation is only followed again at the same one.
+    generation: u64,
 }
 
 /// The state of one range update.
@@ -98,7 +116,7 @@ impl PageTable {
     /// is passed to every later call.
     pub fn new(config: Stage2Config, root: PhysAddr) -> Result<Self, Error> {
         config.vttbr(root, 0)?;
-        Ok(Self { config, root, tables: 0, fold_miss: None })
+        Ok(Self { config, root, tables: 0, fold_miss: None, generation: 0 })
     }
 
     /// The geometry.
@@ -153,20 +171,20 @@ impl PageTable {
         }
     }
 
-    /// For a change of exactly one page that a page-level (level 3) entry
-    /// translates: the entries from the root down to it. Such a change
-    /// writes that entry in place, which the general walk would do after
-    /// descending the same way, so it takes the short way: one descent,
-    /// no range arithmetic per level. `None` for anything else.
-    fn page_entry_path<A: TableAllocator + ?Sized>(
+    /// The leaf that translates the page at `ipa`, found by one descent
+    /// that remembers the entries it went through. A change of that page
+    /// alone ([`prepare_page`](Self::prepare_page), then
+    /// [`commit`](Self::commit)) writes a page-level entry in place
+    /// through them instead of descending again.
+    pub fn page<A: TableAllocator + ?Sized>(
         &self,
         alloc: &A,
-        range: &Range<u64>,
-    ) -> Option<EntryPath> {
-        if range.end - range.start != PAGE_SIZE {
-            return None;
+        ipa: u64,
+    ) -> Result<PageCursor, Error> {
+        if ipa >= self.config.ipa_limit() {
+            return Err(Error::OutOfRange(ipa, ipa));
         }
-        let ipa = range.start;
+        let ipa = ipa & !(PAGE_SIZE - 1);
         let start_level = self.config.start_level();
         let mut level = start_level;
         let (mut page, mut slot) = self.root_page(alloc, (ipa >> level_shift(level)) as usize);
@@ -183,13 +201,30 @@ impl PageTable {
             path.tables[depth] = page.pa();
             path.slots[depth] = slot as u16;
             path.descs[depth] = desc;
-            if !desc.is_table(level) {
-                return (level == 3).then_some(path);
+            if desc.is_leaf(level) {
+                let base = ipa & !(level_size(level) - 1);
+                let entry = LeafEntry { desc, level, base };
+                let path = (level == 3).then_some(path);
+                return Ok(PageCursor { ipa, entry, path, generation: self.generation });
             }
             level += 1;
             page = TablePage::new(alloc, desc.oa());
             slot = ((ipa >> level_shift(level)) as usize) % ENTRIES_PER_TABLE;
         }
+    }
+
+    /// For a change of exactly one page that a page-level (level 3) entry
+    /// translates: the entries from the root down to it. `None` for
+    /// anything else.
+    fn page_entry_path<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        range: &Range<u64>,
+    ) -> Option<EntryPath> {
+        if range.end - range.start != PAGE_SIZE {
+            return None;
+        }
+        self.page(alloc, range.start).ok()?.path
     }
 
     /// The leaves over `range`, in address order, each clipped to the
@@ -272,14 +307,40 @@ impl PageTable {
         leaf: Leaf,
     ) -> Result<Prepared, Error> {
         self.validate(&range, leaf)?;
-        // One page-level entry changes in place (as `commit` does through
-        // `page_entry_path`): no table to split. A plain lookup is enough
-        // to tell; the path is only needed to write.
-        if range.end - range.start == PAGE_SIZE
-            && self.lookup(&*alloc, range.start).is_ok_and(|leaf| leaf.level == 3)
-        {
-            return Ok(Prepared { range, leaf, pages: 0 });
+        if range.end - range.start == PAGE_SIZE {
+            let cursor = self.page(&*alloc, range.start)?;
+            return self.prepare_page(alloc, &cursor, leaf);
         }
+        Ok(self.count(alloc, range, leaf))
+    }
+
+    /// [`prepare`](Self::prepare) for a change of the one page `cursor`
+    /// found, which it does not look for again: a page-level entry
+    /// changes in place (no table to split), and the commit writes it
+    /// through the cursor's path if the table has not changed since.
+    pub fn prepare_page<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &mut A,
+        cursor: &PageCursor,
+        leaf: Leaf,
+    ) -> Result<Prepared, Error> {
+        let range = cursor.ipa..cursor.ipa + PAGE_SIZE;
+        self.validate(&range, leaf)?;
+        match cursor.path {
+            Some(path) if cursor.generation == self.generation => {
+                Ok(Prepared { range, leaf, pages: 0, at: Some((path, cursor.generation)) })
+            }
+            _ => Ok(self.count(alloc, range, leaf)),
+        }
+    }
+
+    /// The counting pass of a validated update.
+    fn count<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &mut A,
+        range: Range<u64>,
+        leaf: Leaf,
+    ) -> Prepared {
         let mut no_tlb = NoTlb;
         let mut upd = Update::new(alloc, &mut no_tlb, &range, leaf, true);
         upd.walk(
@@ -288,7 +349,7 @@ impl PageTable {
             0,
             self.config.root_entries(),
         );
-        Ok(Prepared { range, leaf, pages: upd.pages })
+        Prepared { range, leaf, pages: upd.pages, at: None }
     }
 
     /// The second half of an update: writes a prepared change and returns
@@ -326,7 +387,7 @@ impl PageTable {
         T: Tlb + ?Sized,
     {
         self.validate(&range, leaf)?;
-        Ok(self.commit_folding(alloc, tlb, Prepared { range, leaf, pages: 0 }, true))
+        Ok(self.commit_folding(alloc, tlb, Prepared { range, leaf, pages: 0, at: None }, true))
     }
 
     fn commit_folding<A, T>(
@@ -340,7 +401,11 @@ impl PageTable {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
-        let path = self.page_entry_path(&*alloc, &prepared.range);
+        let path = match prepared.at {
+            Some((path, generation)) if generation == self.generation => Some(path),
+            _ => self.page_entry_path(&*alloc, &prepared.range),
+        };
+        self.generation = self.generation.wrapping_add(1);
         let mut upd = Update::new(alloc, tlb, &prepared.range, prepared.leaf, false);
         upd.fold = fold;
         upd.fold_miss = self.fold_miss;
@@ -469,6 +534,7 @@ impl PageTable {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
+        self.generation = self.generation.wrapping_add(1);
         let level = self.config.start_level();
         let mut freed = 0;
         for index in 0..self.config.root_entries() {
@@ -584,9 +650,9 @@ struct Entry {
 }
 
 /// The entries from the root down to a page-level entry (level 3), each
-/// with the descriptor it held; see [`PageTable::page_entry_path`]. Kept
+/// with the descriptor it held; see [`PageTable::page`]. Kept
 /// small (no views, no options): it is built on every one-page change.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct EntryPath {
     ipa: u64,
     start_level: u8,
@@ -616,6 +682,9 @@ pub struct Prepared {
     leaf: Leaf,
     /// Table pages the commit will take at most.
     pub pages: usize,
+    /// For a one-page change of a page-level entry: the path to it and
+    /// the table's generation when it was found.
+    at: Option<(EntryPath, u64)>,
 }
 
 impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {

@@ -475,3 +475,83 @@ fn a_table_that_could_not_fold_folds_once_the_entry_that_stopped_it_changes() {
     assert_eq!(f.level_histogram(GIB..GIB + MIB2), [0, 0, 1, 0]);
     f.assert_maximally_coalesced();
 }
+
+/// Commits a one-page change through `cursor` with an exact reservation,
+/// as the tracker does; returns the table pages it counted.
+fn commit_through(f: &mut Fixture, cursor: &PageCursor, leaf: Leaf) -> usize {
+    let prepared = f.pt.prepare_page(&mut f.alloc, cursor, leaf).unwrap();
+    let pages = prepared.pages;
+    if pages > 0 {
+        f.alloc.reserve(pages).unwrap();
+    }
+    let taken = f.pt.commit(&mut f.alloc, &mut f.tlb, prepared);
+    assert!(taken <= pages, "took {taken} table pages, counted {pages}");
+    if pages > taken {
+        f.alloc.unreserve(pages - taken);
+    }
+    f.tlb.check_bbm().unwrap();
+    pages
+}
+
+#[test]
+fn a_cursor_taken_before_the_table_changed_is_not_followed() {
+    let mut f = Fixture::new(36);
+    f.map_identity(0..MIB2);
+    let sw1 = Leaf::Mapped { oa: PhysAddr(5 * PAGE), attrs: S2Attrs::RAM_RWX.with_sw(1) };
+    f.update(5 * PAGE..6 * PAGE, sw1).unwrap();
+    let stale = f.pt.page(&f.alloc, 5 * PAGE).unwrap();
+    assert_eq!(stale.entry.level, 3);
+    // The page goes back: its table folds into a block and is freed.
+    f.map_identity(5 * PAGE..6 * PAGE);
+    assert_eq!(f.pt.table_pages(), 1);
+    // The old path leads into a freed table: the change must split the
+    // block again instead.
+    assert_eq!(commit_through(&mut f, &stale, sw1), 1);
+    let now = f.pt.lookup(&f.alloc, 5 * PAGE).unwrap();
+    assert_eq!((now.level, now.desc.attrs().sw()), (3, 1));
+    assert_eq!(f.pt.lookup(&f.alloc, 6 * PAGE).unwrap().desc.attrs().sw(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// A one-page change through a cursor writes what the general update
+    /// would, whether the cursor is fresh (written in place) or the table
+    /// changed after it was taken (found again); a cursor finds the leaf
+    /// `lookup` finds.
+    #[test]
+    fn one_page_changes_through_a_cursor_match_the_model(
+        steps in proptest::collection::vec(
+            (op_strategy(), 0u64..4096, 0u8..4, any::<bool>()), 1..30),
+    ) {
+        let mut f = Fixture::new(36);
+        let mut model = Model::new();
+        let space = 0..32 * MIB2;
+        let mut apply = |model: &mut Model, start: u64, end: u64, leaf: Leaf| {
+            for ipa in (start..end).step_by(PAGE as usize) {
+                match page_desc(leaf, start, ipa) {
+                    0 => model.remove(&(ipa / PAGE)),
+                    d => model.insert(ipa / PAGE, d),
+                };
+            }
+        };
+        for (op, page, which, stale) in steps {
+            let ipa = page * PAGE;
+            let early = f.pt.page(&f.alloc, ipa).unwrap();
+            prop_assert_eq!(early.entry, f.pt.lookup(&f.alloc, ipa).unwrap());
+            let Op::Update { start, pages, leaf } = op;
+            let end = (start + pages * PAGE).min(space.end);
+            f.update(start..end, leaf).unwrap();
+            apply(&mut model, start, end, leaf);
+            let cursor = if stale { early } else { f.pt.page(&f.alloc, ipa).unwrap() };
+            let leaf = match which {
+                0 => Leaf::Invalid(InvalidPayload::ZERO),
+                1 => Leaf::Invalid(InvalidPayload::new(2 << 32)),
+                sw => Leaf::Mapped { oa: PhysAddr(ipa), attrs: S2Attrs::RAM_RWX.with_sw(sw - 2) },
+            };
+            commit_through(&mut f, &cursor, leaf);
+            apply(&mut model, ipa, ipa + PAGE, leaf);
+            check_against_model(&f, &model, space.clone());
+            f.assert_maximally_coalesced();
+        }
+    }
+}
