@@ -526,7 +526,7 @@ proptest! {
         let mut f = Fixture::new(36);
         let mut model = Model::new();
         let space = 0..32 * MIB2;
-        let mut apply = |model: &mut Model, start: u64, end: u64, leaf: Leaf| {
+        let apply = |model: &mut Model, start: u64, end: u64, leaf: Leaf| {
             for ipa in (start..end).step_by(PAGE as usize) {
                 match page_desc(leaf, start, ipa) {
                     0 => model.remove(&(ipa / PAGE)),
