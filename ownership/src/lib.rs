@@ -41,8 +41,8 @@ use core::ops::Range;
 
 pub use memmap::{MemoryKind, MemoryMap, MemoryMapError, Span};
 use pgtable::{
-    Descriptor, InvalidPayload, Leaf, LeafRun, PAGE_SIZE, PageTable, PhysAddr, Prepared, S2Attrs,
-    Stage2Config, TableAllocator, Tlb,
+    Descriptor, InvalidPayload, Leaf, LeafRun, PAGE_SIZE, PageCursor, PageTable, PhysAddr,
+    Prepared, S2Attrs, Stage2Config, TableAllocator, Tlb,
 };
 
 /// The ID of a page's owner.
@@ -262,6 +262,14 @@ impl HostStage2 {
     ) -> Result<PageInfo, Error> {
         let entry = self.table.lookup(alloc, pa)?;
         self.decode(entry.desc, pa)
+    }
+
+    /// What the host stage-2 says about the page holding `pa`, with the
+    /// way to its entry kept for a change of that page alone
+    /// ([`prepare_page`](Self::prepare_page)).
+    pub fn page<A: TableAllocator + ?Sized>(&self, alloc: &A, pa: u64) -> Result<HostPage, Error> {
+        let cursor = self.table.page(alloc, pa)?;
+        Ok(HostPage { info: self.decode(cursor.entry.desc, pa)?, cursor })
     }
 
     /// Who owns the page holding `pa` (`None`: borrowed by the host, see
@@ -503,6 +511,19 @@ impl HostStage2 {
         Ok(self.table.prepare(alloc, range, leaf)?)
     }
 
+    /// [`prepare`](Self::prepare) for the one page `page` describes,
+    /// without finding it again.
+    pub fn prepare_page<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &mut A,
+        page: &HostPage,
+        target: Target,
+    ) -> Result<Prepared, Error> {
+        let ipa = page.cursor.ipa;
+        let leaf = self.leaf_for(&(ipa..ipa + PAGE_SIZE), target)?;
+        Ok(self.table.prepare_page(alloc, &page.cursor, leaf)?)
+    }
+
     /// The leaf that gives `range` the meaning `target`.
     fn leaf_for(&self, range: &Range<u64>, target: Target) -> Result<Leaf, Error> {
         self.check_range(range)?;
@@ -535,10 +556,7 @@ impl HostStage2 {
         from: u64,
         end: u64,
     ) -> Option<(Range<u64>, Target)> {
-        self.next_run_by(alloc, from, end, |desc| {
-            let unmapped_before = !desc.is_valid() || desc.attrs().sw() & SW_UNMAPPED_BEFORE != 0;
-            Target::Lent { unmapped_before }
-        })
+        self.next_run_by(alloc, from, end, lend_target)
     }
 
     /// The first run of `from..end` over which lent pages go back to the
@@ -550,13 +568,7 @@ impl HostStage2 {
         from: u64,
         end: u64,
     ) -> Option<(Range<u64>, Target)> {
-        self.next_run_by(alloc, from, end, |desc| {
-            if desc.is_valid() && desc.attrs().sw() & SW_UNMAPPED_BEFORE != 0 {
-                Target::Owner(OwnerId::HOST)
-            } else {
-                Target::State(PageState::Owned)
-            }
-        })
+        self.next_run_by(alloc, from, end, return_target)
     }
 
     fn next_run_by<A: TableAllocator + ?Sized>(
@@ -638,6 +650,47 @@ pub enum Target {
     /// The host's and lent out (SharedOwned), remembering whether the
     /// host had it mapped before.
     Lent { unmapped_before: bool },
+}
+
+/// What lending a page keeps of how the host had it: see
+/// [`HostStage2::next_lend_run`].
+fn lend_target(desc: Descriptor) -> Target {
+    let unmapped_before = !desc.is_valid() || desc.attrs().sw() & SW_UNMAPPED_BEFORE != 0;
+    Target::Lent { unmapped_before }
+}
+
+/// How a lent page goes back to the host: see
+/// [`HostStage2::next_return_run`].
+fn return_target(desc: Descriptor) -> Target {
+    if desc.is_valid() && desc.attrs().sw() & SW_UNMAPPED_BEFORE != 0 {
+        Target::Owner(OwnerId::HOST)
+    } else {
+        Target::State(PageState::Owned)
+    }
+}
+
+/// One page of the host stage-2, found by [`HostStage2::page`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPage {
+    /// What its entry says.
+    pub info: PageInfo,
+    cursor: PageCursor,
+}
+
+impl HostPage {
+    /// The target that lends this page out, as
+    /// [`HostStage2::next_lend_run`] would give it.
+    #[must_use]
+    pub fn lend_target(&self) -> Target {
+        lend_target(self.cursor.entry.desc)
+    }
+
+    /// The target that gives this lent page back to the host alone, as
+    /// [`HostStage2::next_return_run`] would give it.
+    #[must_use]
+    pub fn return_target(&self) -> Target {
+        return_target(self.cursor.entry.desc)
+    }
 }
 
 /// SW bit 2: a lent page the host had not mapped before (see the crate

@@ -2,7 +2,7 @@
 
 use core::ops::Range;
 
-use ownership::{FaultOutcome, HostStage2, OwnerId, PageInfo, PageState, Target};
+use ownership::{FaultOutcome, HostPage, HostStage2, OwnerId, PageInfo, PageState, Target};
 use pgtable::{
     InvalidPayload, Leaf, PAGE_SIZE, PhysAddr, Prepared, S2Attrs, Stage2Config, TableAllocator,
 };
@@ -206,6 +206,93 @@ impl<P: Platform> Host<P> {
         Ok(())
     }
 
+    /// For a one-page `range`: that page, found once, if `want` holds for
+    /// it (EPERM otherwise). `None` for a longer range.
+    fn one_page(
+        &self,
+        range: &Range<u64>,
+        want: impl Fn(PageInfo) -> bool,
+    ) -> Result<Option<HostPage>, Errno> {
+        if range.end - range.start != PAGE_SIZE {
+            return Ok(None);
+        }
+        let page = self.s2.page(&self.alloc, range.start).map_err(|_| Errno::EPERM)?;
+        if want(PageInfo { mapped: false, ..page.info }) {
+            Ok(Some(page))
+        } else {
+            Err(Errno::EPERM)
+        }
+    }
+
+    /// Checks that every page of `range` satisfies `want`, and works out
+    /// giving the whole range the meaning `target`.
+    fn plan_change(
+        &mut self,
+        range: &Range<u64>,
+        want: impl Fn(PageInfo) -> bool,
+        target: Target,
+    ) -> Result<Plan, Errno> {
+        let prepared = match self.one_page(range, &want)? {
+            Some(page) => self.s2.prepare_page(&mut self.alloc, &page, target)?,
+            None => {
+                self.check(range, want)?;
+                self.prepare(range.clone(), target)?
+            }
+        };
+        Ok(Plan { pages: prepared.pages, change: Some(prepared) })
+    }
+
+    /// Checks that every page of `range` satisfies `want`, and works out
+    /// lending it ([`lend_budget`](Self::lend_budget)).
+    fn plan_lend(
+        &mut self,
+        range: &Range<u64>,
+        want: impl Fn(PageInfo) -> bool,
+    ) -> Result<Plan, Errno> {
+        if let Some(page) = self.one_page(range, &want)? {
+            let prepared = self.s2.prepare_page(&mut self.alloc, &page, page.lend_target())?;
+            return Ok(Plan { pages: prepared.pages, change: Some(prepared) });
+        }
+        self.check(range, want)?;
+        Ok(Plan { pages: self.lend_budget(range)?, change: None })
+    }
+
+    /// Checks that the host lent every page of `range`, and works out
+    /// giving back those for which `kept` does not hold
+    /// ([`return_budget`](Self::return_budget)).
+    fn plan_return(
+        &mut self,
+        range: &Range<u64>,
+        kept: impl Fn(&P::Meta, u64) -> bool,
+    ) -> Result<Plan, Errno> {
+        if let Some(page) = self.one_page(range, is_lent_by_host)? {
+            if kept(&self.meta, range.start) {
+                return Ok(Plan { pages: 0, change: None });
+            }
+            let prepared = self.s2.prepare_page(&mut self.alloc, &page, page.return_target())?;
+            return Ok(Plan { pages: prepared.pages, change: Some(prepared) });
+        }
+        self.check(range, is_lent_by_host)?;
+        Ok(Plan { pages: self.return_budget(range, kept)?, change: None })
+    }
+
+    /// Commits what a plan worked out; `walk` commits a plan that left it
+    /// to walking the range run by run.
+    fn commit_plan(
+        &mut self,
+        plan: Plan,
+        reserved: &mut usize,
+        walk: impl FnOnce(&mut Self, &mut usize),
+    ) {
+        match plan.change {
+            Some(prepared) => {
+                let taken = self.s2.commit(&mut self.alloc, &mut self.tlb, prepared);
+                *reserved = take_from_reservation(*reserved, taken, "host reservation");
+            }
+            None => walk(self, reserved),
+        }
+    }
+
     fn info(&self, pa: u64) -> Result<PageInfo, Errno> {
         Ok(self.s2.page_info(&self.alloc, pa)?)
     }
@@ -323,6 +410,15 @@ impl<P: Platform> Host<P> {
             }
         }
     }
+}
+
+/// A host-side change worked out under the locks before anything is
+/// written: the table pages it needs, and the change itself where one
+/// [`Prepared`] holds it (one page, or one target over the whole range).
+/// Without one, the commit walks the range again run by run.
+struct Plan {
+    pages: usize,
+    change: Option<Prepared>,
 }
 
 /// Sets aside `pages` table pages of `alloc` for a commit. A call that
@@ -596,15 +692,16 @@ impl<P: Platform> Tracker<P> {
             let mut host = self.lock_host()?;
             let range = host.phys_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
-            host.check(&range, is_host_owned)?;
+            let plan = host.plan_lend(&range, is_host_owned)?;
             hyp_check(&*hyp, &range, PageState::NoPage)?;
-            let budget = host.lend_budget(&range)?;
-            let mut reserved = host.reserve(budget)?;
+            let mut reserved = host.reserve(plan.pages)?;
             if let Err(e) = hyp.map(range.clone(), PageState::SharedBorrowed) {
                 host.release(reserved);
                 return Err(e);
             }
-            host.lend_commit(&range, &mut reserved);
+            host.commit_plan(plan, &mut reserved, |host, reserved| {
+                host.lend_commit(&range, reserved);
+            });
             host.release(reserved);
             Ok(())
         })
@@ -616,19 +713,21 @@ impl<P: Platform> Tracker<P> {
             let mut host = self.lock_host()?;
             let range = host.phys_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
-            self.check_hyp_shared(&host, &hyp, &range)?;
+            // Pages that guests or FF-A still borrow stay SharedOwned.
+            let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
+            let plan = host.plan_return(&range, kept)?;
+            hyp_check(&*hyp, &range, PageState::SharedBorrowed)?;
             if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
                 return Err(Errno::EBUSY);
             }
-            // Pages that guests or FF-A still borrow stay SharedOwned.
-            let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
-            let budget = host.return_budget(&range, kept)?;
-            let mut reserved = host.reserve(budget)?;
+            let mut reserved = host.reserve(plan.pages)?;
             if let Err(e) = hyp.unmap(range.clone()) {
                 host.release(reserved);
                 return Err(e);
             }
-            host.return_commit(&range, kept, &mut reserved);
+            host.commit_plan(plan, &mut reserved, |host, reserved| {
+                host.return_commit(&range, kept, reserved);
+            });
             host.release(reserved);
             Ok(())
         })
@@ -640,16 +739,14 @@ impl<P: Platform> Tracker<P> {
             let mut host = self.lock_host()?;
             let range = host.phys_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
-            host.check(&range, is_host_owned)?;
+            let plan = host.plan_change(&range, is_host_owned, Target::Owner(OwnerId::HYP))?;
             hyp_check(&*hyp, &range, PageState::NoPage)?;
-            let target = Target::Owner(OwnerId::HYP);
-            let prepared = host.prepare(range.clone(), target)?;
-            let mut reserved = host.reserve(prepared.pages)?;
+            let mut reserved = host.reserve(plan.pages)?;
             if let Err(e) = hyp.map(range.clone(), PageState::Owned) {
                 host.release(reserved);
                 return Err(e);
             }
-            host.commit(range, target, &mut reserved);
+            host.commit_plan(plan, &mut reserved, |_, _| {});
             host.release(reserved);
             Ok(())
         })
@@ -676,15 +773,14 @@ impl<P: Platform> Tracker<P> {
         if !hyp.range_in_use(&range, used) {
             return Err(Errno::EPERM);
         }
-        host.check(&range, |i| i.owner == Some(OwnerId::HYP))?;
-        let target = Target::Owner(OwnerId::HOST);
-        let prepared = host.prepare(range.clone(), target)?;
-        let mut reserved = host.reserve(prepared.pages)?;
+        let is_hyps = |i: PageInfo| i.owner == Some(OwnerId::HYP);
+        let plan = host.plan_change(&range, is_hyps, Target::Owner(OwnerId::HOST))?;
+        let mut reserved = host.reserve(plan.pages)?;
         if let Err(e) = hyp.unmap(range.clone()) {
             host.release(reserved);
             return Err(e);
         }
-        host.commit(range, target, &mut reserved);
+        host.commit_plan(plan, &mut reserved, |_, _| {});
         host.release(reserved);
         Ok(())
     }
@@ -695,13 +791,14 @@ impl<P: Platform> Tracker<P> {
         self.ghosted(Call::HostShareFfa, Some(pfn), None, nr, || {
             let mut host = self.lock_host()?;
             let range = host.phys_range(pfn, nr)?;
-            host.check(&range, is_host_owned)?;
+            let plan = host.plan_lend(&range, is_host_owned)?;
             if nr > host.meta.ffa_room() {
                 return Err(Errno::ENOMEM);
             }
-            let budget = host.lend_budget(&range)?;
-            let mut reserved = host.reserve(budget)?;
-            host.lend_commit(&range, &mut reserved);
+            let mut reserved = host.reserve(plan.pages)?;
+            host.commit_plan(plan, &mut reserved, |host, reserved| {
+                host.lend_commit(&range, reserved);
+            });
             host.release(reserved);
             for pa in pages(&range) {
                 host.meta.set_ffa_shared(pa, true);
@@ -717,20 +814,21 @@ impl<P: Platform> Tracker<P> {
             let mut host = self.lock_host()?;
             let range = host.phys_range(pfn, nr)?;
             let hyp = self.lock_hyp(&host);
-            host.check(&range, is_lent_by_host)?;
-            if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
-                return Err(Errno::EPERM);
-            }
             // Pages that guests or the hyp still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| {
                 meta.guest_shares(pa) != 0 || hyp.state(pa) == PageState::SharedBorrowed
             };
-            let budget = host.return_budget(&range, kept)?;
-            let mut reserved = host.reserve(budget)?;
+            let plan = host.plan_return(&range, kept)?;
+            if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
+                return Err(Errno::EPERM);
+            }
+            let mut reserved = host.reserve(plan.pages)?;
             for pa in pages(&range) {
                 host.meta.set_ffa_shared(pa, false);
             }
-            host.return_commit(&range, kept, &mut reserved);
+            host.commit_plan(plan, &mut reserved, |host, reserved| {
+                host.return_commit(&range, kept, reserved);
+            });
             host.release(reserved);
             Ok(())
         })
