@@ -519,7 +519,7 @@ impl HostStage2 {
         page: &HostPage,
         target: Target,
     ) -> Result<Prepared, Error> {
-        let ipa = page.cursor.ipa;
+        let ipa = page.cursor.ipa();
         let leaf = self.leaf_for(&(ipa..ipa + PAGE_SIZE), target)?;
         Ok(self.table.prepare_page(alloc, &page.cursor, leaf)?)
     }

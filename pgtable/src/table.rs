@@ -42,18 +42,26 @@ impl LeafEntry {
 }
 
 /// The leaf that translates one page, found by [`PageTable::page`],
-/// with the way down to it when it is a page-level entry.
+/// with the way down to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageCursor {
-    /// The page's address.
-    pub ipa: u64,
-    /// The leaf that translates it.
+    /// The leaf that translates the page.
     pub entry: LeafEntry,
-    /// The entries from the root down, for a page-level leaf.
-    path: Option<EntryPath>,
-    /// The table's generation when the path was taken: it is only
-    /// followed again while nothing has been written since.
-    generation: u64,
+    path: EntryPath,
+}
+
+impl PageCursor {
+    /// The page's address.
+    #[must_use]
+    pub fn ipa(&self) -> u64 {
+        self.path.ipa
+    }
+
+    /// The way down, if it ends at a page-level entry: the only kind a
+    /// one-page change writes in place.
+    fn page_level_path(&self) -> Option<EntryPath> {
+        (self.entry.level == 3).then_some(self.path)
+    }
 }
 
 /// A stage-2 translation table rooted at a (possibly concatenated) root.
@@ -188,24 +196,14 @@ impl PageTable {
         let start_level = self.config.start_level();
         let mut level = start_level;
         let (mut page, mut slot) = self.root_page(alloc, (ipa >> level_shift(level)) as usize);
-        let mut path = EntryPath {
-            ipa,
-            start_level,
-            tables: [PhysAddr(0); 4],
-            slots: [0; 4],
-            descs: [Descriptor::ZERO; 4],
-        };
+        let mut path =
+            EntryPath { ipa, generation: self.generation, start_level, tables: [PhysAddr(0); 4] };
         loop {
             let desc = page.get(slot);
-            let depth = usize::from(level - start_level);
-            path.tables[depth] = page.pa();
-            path.slots[depth] = slot as u16;
-            path.descs[depth] = desc;
+            path.tables[usize::from(level - start_level)] = page.pa();
             if desc.is_leaf(level) {
                 let base = ipa & !(level_size(level) - 1);
-                let entry = LeafEntry { desc, level, base };
-                let path = (level == 3).then_some(path);
-                return Ok(PageCursor { ipa, entry, path, generation: self.generation });
+                return Ok(PageCursor { entry: LeafEntry { desc, level, base }, path });
             }
             level += 1;
             page = TablePage::new(alloc, desc.oa());
@@ -224,7 +222,7 @@ impl PageTable {
         if range.end - range.start != PAGE_SIZE {
             return None;
         }
-        self.page(alloc, range.start).ok()?.path
+        self.page(alloc, range.start).ok()?.page_level_path()
     }
 
     /// The leaves over `range`, in address order, each clipped to the
@@ -324,11 +322,11 @@ impl PageTable {
         cursor: &PageCursor,
         leaf: Leaf,
     ) -> Result<Prepared, Error> {
-        let range = cursor.ipa..cursor.ipa + PAGE_SIZE;
+        let range = cursor.ipa()..cursor.ipa() + PAGE_SIZE;
         self.validate(&range, leaf)?;
-        match cursor.path {
-            Some(path) if cursor.generation == self.generation => {
-                Ok(Prepared { range, leaf, pages: 0, at: Some((path, cursor.generation)) })
+        match cursor.page_level_path() {
+            Some(path) if path.generation == self.generation => {
+                Ok(Prepared { range, leaf, pages: 0, at: Some(path) })
             }
             _ => Ok(self.count(alloc, range, leaf)),
         }
@@ -402,7 +400,7 @@ impl PageTable {
         T: Tlb + ?Sized,
     {
         let path = match prepared.at {
-            Some((path, generation)) if generation == self.generation => Some(path),
+            Some(path) if path.generation == self.generation => Some(path),
             _ => self.page_entry_path(&*alloc, &prepared.range),
         };
         self.generation = self.generation.wrapping_add(1);
@@ -649,27 +647,29 @@ struct Entry {
     live: bool,
 }
 
-/// The entries from the root down to a page-level entry (level 3), each
-/// with the descriptor it held; see [`PageTable::page`]. Kept
-/// small (no views, no options): it is built on every one-page change.
+/// The table pages from the root down to a page's leaf; see
+/// [`PageTable::page`]. Kept small, as it is copied along with a one-page
+/// change: the slots follow from the address, the entries are read
+/// again, and it is only followed at the generation it was taken at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct EntryPath {
     ipa: u64,
+    /// [`PageTable::generation`] when the path was taken.
+    generation: u64,
     start_level: u8,
     /// The table page holding each level's entry, from the start level.
     tables: [PhysAddr; 4],
-    slots: [u16; 4],
-    descs: [Descriptor; 4],
 }
 
 impl EntryPath {
-    /// The entry at `level` (the start level up to 3) and what it held.
+    /// The entry at `level` (the start level up to the leaf's) and what
+    /// it holds.
     fn entry<A: TableAllocator + ?Sized>(&self, alloc: &A, level: u8) -> (Entry, Descriptor) {
-        let depth = usize::from(level - self.start_level);
-        let page = TablePage::new(alloc, self.tables[depth]);
+        let page = TablePage::new(alloc, self.tables[usize::from(level - self.start_level)]);
+        // In a concatenated root, the page was picked by the high bits.
+        let slot = ((self.ipa >> level_shift(level)) as usize) % ENTRIES_PER_TABLE;
         let base = self.ipa & !(level_size(level) - 1);
-        let entry = Entry { page, slot: usize::from(self.slots[depth]), base, level, live: true };
-        (entry, self.descs[depth])
+        (Entry { page, slot, base, level, live: true }, page.get(slot))
     }
 }
 
@@ -682,9 +682,8 @@ pub struct Prepared {
     leaf: Leaf,
     /// Table pages the commit will take at most.
     pub pages: usize,
-    /// For a one-page change of a page-level entry: the path to it and
-    /// the table's generation when it was found.
-    at: Option<(EntryPath, u64)>,
+    /// For a one-page change of a page-level entry: the path to it.
+    at: Option<EntryPath>,
 }
 
 impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {

@@ -239,7 +239,7 @@ impl<P: Platform> Host<P> {
                 self.prepare(range.clone(), target)?
             }
         };
-        Ok(Plan { pages: prepared.pages, change: Some(prepared) })
+        Ok(Plan::Prepared(prepared))
     }
 
     /// Checks that every page of `range` satisfies `want`, and works out
@@ -251,10 +251,10 @@ impl<P: Platform> Host<P> {
     ) -> Result<Plan, Errno> {
         if let Some(page) = self.one_page(range, &want)? {
             let prepared = self.s2.prepare_page(&mut self.alloc, &page, page.lend_target())?;
-            return Ok(Plan { pages: prepared.pages, change: Some(prepared) });
+            return Ok(Plan::Prepared(prepared));
         }
         self.check(range, want)?;
-        Ok(Plan { pages: self.lend_budget(range)?, change: None })
+        Ok(Plan::Runs { pages: self.lend_budget(range)? })
     }
 
     /// Checks that the host lent every page of `range`, and works out
@@ -267,13 +267,13 @@ impl<P: Platform> Host<P> {
     ) -> Result<Plan, Errno> {
         if let Some(page) = self.one_page(range, is_lent_by_host)? {
             if kept(&self.meta, range.start) {
-                return Ok(Plan { pages: 0, change: None });
+                return Ok(Plan::Runs { pages: 0 });
             }
             let prepared = self.s2.prepare_page(&mut self.alloc, &page, page.return_target())?;
-            return Ok(Plan { pages: prepared.pages, change: Some(prepared) });
+            return Ok(Plan::Prepared(prepared));
         }
         self.check(range, is_lent_by_host)?;
-        Ok(Plan { pages: self.return_budget(range, kept)?, change: None })
+        Ok(Plan::Runs { pages: self.return_budget(range, kept)? })
     }
 
     /// Commits what a plan worked out; `walk` commits a plan that left it
@@ -284,12 +284,12 @@ impl<P: Platform> Host<P> {
         reserved: &mut usize,
         walk: impl FnOnce(&mut Self, &mut usize),
     ) {
-        match plan.change {
-            Some(prepared) => {
+        match plan {
+            Plan::Prepared(prepared) => {
                 let taken = self.s2.commit(&mut self.alloc, &mut self.tlb, prepared);
                 *reserved = take_from_reservation(*reserved, taken, "host reservation");
             }
-            None => walk(self, reserved),
+            Plan::Runs { .. } => walk(self, reserved),
         }
     }
 
@@ -413,12 +413,25 @@ impl<P: Platform> Host<P> {
 }
 
 /// A host-side change worked out under the locks before anything is
-/// written: the table pages it needs, and the change itself where one
-/// [`Prepared`] holds it (one page, or one target over the whole range).
-/// Without one, the commit walks the range again run by run.
-struct Plan {
-    pages: usize,
-    change: Option<Prepared>,
+/// written.
+enum Plan {
+    /// One page, or one target over the whole range: the commit writes
+    /// what was prepared (a one-page change through the path its check
+    /// found).
+    Prepared(Prepared),
+    /// Runs with targets of their own: the commit walks the range again
+    /// run by run; `pages` is what that takes at most.
+    Runs { pages: usize },
+}
+
+impl Plan {
+    /// Table pages to reserve for the commit.
+    fn pages(&self) -> usize {
+        match self {
+            Plan::Prepared(prepared) => prepared.pages,
+            Plan::Runs { pages } => *pages,
+        }
+    }
 }
 
 /// Sets aside `pages` table pages of `alloc` for a commit. A call that
@@ -694,7 +707,7 @@ impl<P: Platform> Tracker<P> {
             let mut hyp = self.lock_hyp(&host);
             let plan = host.plan_lend(&range, is_host_owned)?;
             hyp_check(&*hyp, &range, PageState::NoPage)?;
-            let mut reserved = host.reserve(plan.pages)?;
+            let mut reserved = host.reserve(plan.pages())?;
             if let Err(e) = hyp.map(range.clone(), PageState::SharedBorrowed) {
                 host.release(reserved);
                 return Err(e);
@@ -720,7 +733,7 @@ impl<P: Platform> Tracker<P> {
             if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
                 return Err(Errno::EBUSY);
             }
-            let mut reserved = host.reserve(plan.pages)?;
+            let mut reserved = host.reserve(plan.pages())?;
             if let Err(e) = hyp.unmap(range.clone()) {
                 host.release(reserved);
                 return Err(e);
@@ -741,7 +754,7 @@ impl<P: Platform> Tracker<P> {
             let mut hyp = self.lock_hyp(&host);
             let plan = host.plan_change(&range, is_host_owned, Target::Owner(OwnerId::HYP))?;
             hyp_check(&*hyp, &range, PageState::NoPage)?;
-            let mut reserved = host.reserve(plan.pages)?;
+            let mut reserved = host.reserve(plan.pages())?;
             if let Err(e) = hyp.map(range.clone(), PageState::Owned) {
                 host.release(reserved);
                 return Err(e);
@@ -775,7 +788,7 @@ impl<P: Platform> Tracker<P> {
         }
         let is_hyps = |i: PageInfo| i.owner == Some(OwnerId::HYP);
         let plan = host.plan_change(&range, is_hyps, Target::Owner(OwnerId::HOST))?;
-        let mut reserved = host.reserve(plan.pages)?;
+        let mut reserved = host.reserve(plan.pages())?;
         if let Err(e) = hyp.unmap(range.clone()) {
             host.release(reserved);
             return Err(e);
@@ -795,7 +808,7 @@ impl<P: Platform> Tracker<P> {
             if nr > host.meta.ffa_room() {
                 return Err(Errno::ENOMEM);
             }
-            let mut reserved = host.reserve(plan.pages)?;
+            let mut reserved = host.reserve(plan.pages())?;
             host.commit_plan(plan, &mut reserved, |host, reserved| {
                 host.lend_commit(&range, reserved);
             });
@@ -822,7 +835,7 @@ impl<P: Platform> Tracker<P> {
             if pages(&range).any(|pa| !host.meta.ffa_shared(pa)) {
                 return Err(Errno::EPERM);
             }
-            let mut reserved = host.reserve(plan.pages)?;
+            let mut reserved = host.reserve(plan.pages())?;
             for pa in pages(&range) {
                 host.meta.set_ffa_shared(pa, false);
             }
