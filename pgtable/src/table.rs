@@ -305,9 +305,14 @@ impl PageTable {
         leaf: Leaf,
     ) -> Result<Prepared, Error> {
         self.validate(&range, leaf)?;
-        if range.end - range.start == PAGE_SIZE {
-            let cursor = self.page(&*alloc, range.start)?;
-            return self.prepare_page(alloc, &cursor, leaf);
+        // One page-level entry changes in place: no table to split. A
+        // plain lookup tells (cheaper than recording a path, which the
+        // commit finds itself); callers that keep the path use
+        // `prepare_page`.
+        if range.end - range.start == PAGE_SIZE
+            && self.lookup(&*alloc, range.start).is_ok_and(|leaf| leaf.level == 3)
+        {
+            return Ok(Prepared { range, leaf, pages: 0, at: None });
         }
         Ok(self.count(alloc, range, leaf))
     }
