@@ -186,14 +186,9 @@ impl<P: Platform> Host<P> {
 
     /// EPERM unless every page of `range` satisfies `want`.
     fn check(&self, range: &Range<u64>, want: impl Fn(PageInfo) -> bool) -> Result<(), Errno> {
-        if range.end - range.start == PAGE_SIZE {
-            // Most calls are for one page: one lookup, without the run merging.
-            let info = self.s2.page_info(&self.alloc, range.start).map_err(|_| Errno::EPERM)?;
-            return if want(PageInfo { mapped: false, ..info }) {
-                Ok(())
-            } else {
-                Err(Errno::EPERM)
-            };
+        // Most calls are for one page: one descent, without the run merging.
+        if self.one_page(range, &want)?.is_some() {
+            return Ok(());
         }
         for run in self.s2.runs(&self.alloc, range.clone()) {
             let run = run.map_err(|_| Errno::EPERM)?;
