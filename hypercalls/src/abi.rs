@@ -89,6 +89,17 @@ pub enum Func {
     GhostCheck = 47,
 }
 
+/// [`Func::ALL`] indexed by function number.
+const FUNC_BY_NUMBER: [Option<Func>; Func::GhostCheck as usize + 1] = {
+    let mut table = [None; Func::GhostCheck as usize + 1];
+    let mut i = 0;
+    while i < Func::ALL.len() {
+        table[Func::ALL[i] as usize] = Some(Func::ALL[i]);
+        i += 1;
+    }
+    table
+};
+
 impl Func {
     /// Every function, for tables and tests.
     pub const ALL: [Func; 24] = [
@@ -125,9 +136,14 @@ impl Func {
     }
 
     /// The function for a function number.
+    ///
+    /// A table lookup rather than a search of [`Func::ALL`]: every host
+    /// hypercall, s2rmap's or not, asks this first, so the IDs that are
+    /// not s2rmap's (`__kvm_vcpu_run` among them) must be turned away at
+    /// once.
     #[must_use]
     pub fn from_number(n: u64) -> Option<Self> {
-        Self::ALL.iter().copied().find(|f| *f as u64 == n)
+        usize::try_from(n).ok().and_then(|n| FUNC_BY_NUMBER.get(n).copied().flatten())
     }
 
     /// The C name of the function number.

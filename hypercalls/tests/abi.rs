@@ -74,6 +74,15 @@ fn function_ids_follow_linux() {
 }
 
 #[test]
+fn every_function_number_decodes_to_its_function_and_no_other_does() {
+    for n in 0..=0x1_0000u64 {
+        let listed = Func::ALL.iter().copied().find(|f| *f as u64 == n);
+        assert_eq!(Func::from_number(n), listed, "function number {n}");
+    }
+    assert_eq!(Func::from_number(u64::MAX), None);
+}
+
+#[test]
 fn malformed_arguments_are_einval() {
     let caps = Caps { test_calls: false, guests: true };
     let call = |f: Func, a: &[u64]| {

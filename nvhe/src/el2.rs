@@ -39,6 +39,8 @@ unsafe extern "C" {
     fn s2rmap_c_hyp_unmap(phys: u64, size: u64);
     fn s2rmap_c_hyp_state(phys: u64) -> u32;
     fn s2rmap_c_hyp_range_is(phys: u64, size: u64, state: u32) -> bool;
+    fn s2rmap_c_hyp_map_page(phys: u64, state: u32) -> i32;
+    fn s2rmap_c_hyp_unmap_page(phys: u64, state: u32) -> i32;
     fn s2rmap_c_page_pins(phys: u64) -> u32;
     fn s2rmap_c_page_set_pins(phys: u64, pins: u32);
     fn s2rmap_c_zero_page(phys: u64);
@@ -99,13 +101,14 @@ static IDLE: spin::Mutex<IdleSet<IDLE_RANGES>> = spin::Mutex::new(IdleSet::new()
 #[derive(Debug)]
 pub struct HypStage1;
 
-impl HypSide for HypStage1 {
-    fn state(&self, pa: u64) -> PageState {
-        // SAFETY: a read-only walk of the hyp stage-1 under its own lock.
-        state_from_c(unsafe { s2rmap_c_hyp_state(pa) })
-    }
-
-    fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno> {
+impl HypStage1 {
+    /// Maps `range` in `state` with `c_map`, the C call that does it, and
+    /// records donated pages as idle.
+    fn map_with(
+        range: Range<u64>,
+        state: PageState,
+        c_map: impl FnOnce() -> i32,
+    ) -> Result<(), Errno> {
         if CAPS.test_calls && allocation_point_fails(&FAIL_COUNTDOWN) {
             return Err(Errno::ENOMEM);
         }
@@ -114,17 +117,42 @@ impl HypSide for HypStage1 {
         if state == PageState::Owned && !idle.can_insert(&range) {
             return Err(Errno::ENOMEM);
         }
-        // SAFETY: maps RAM pages the checks just proved the host gave the
-        // hyp; the C side takes the hyp stage-1 lock and returns an errno.
-        let ret =
-            unsafe { s2rmap_c_hyp_map(range.start, range.end - range.start, state_to_c(state)) };
-        if ret != OK {
-            return Err(Errno::from_code(-ret).unwrap_or(Errno::ENOMEM));
-        }
+        c_result(c_map())?;
         if state == PageState::Owned {
             idle.insert(range);
         }
         Ok(())
+    }
+}
+
+/// A C callback's `0` or negative errno.
+fn c_result(ret: i32) -> Result<(), Errno> {
+    if ret == OK { Ok(()) } else { Err(Errno::from_code(-ret).unwrap_or(Errno::ENOMEM)) }
+}
+
+impl HypSide for HypStage1 {
+    fn state(&self, pa: u64) -> PageState {
+        // SAFETY: a read-only walk of the hyp stage-1 under its own lock.
+        state_from_c(unsafe { s2rmap_c_hyp_state(pa) })
+    }
+
+    fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno> {
+        let (start, size) = (range.start, range.end - range.start);
+        Self::map_with(range, state, || {
+            // SAFETY: maps RAM pages the checks just proved the host gave
+            // the hyp; the C side takes the hyp stage-1 lock and returns an
+            // errno.
+            unsafe { s2rmap_c_hyp_map(start, size, state_to_c(state)) }
+        })
+    }
+
+    fn map_page_if_free(&mut self, pa: u64, state: PageState) -> Result<(), Errno> {
+        Self::map_with(pa..pa + PAGE_SIZE, state, || {
+            // SAFETY: maps a RAM page the host side just proved the host
+            // gives the hyp, unless the hyp maps it already (-EPERM); under
+            // the hyp stage-1 lock.
+            unsafe { s2rmap_c_hyp_map_page(pa, state_to_c(state)) }
+        })
     }
 
     fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno> {
@@ -134,6 +162,24 @@ impl HypSide for HypStage1 {
         }
         // SAFETY: unmaps pages the checks proved the hyp no longer holds.
         unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) };
+        Ok(())
+    }
+
+    fn unmap_page_if(&mut self, pa: u64, state: PageState) -> Result<(), Errno> {
+        let page = pa..pa + PAGE_SIZE;
+        let mut idle = IDLE.lock();
+        // Only Owned pages are ever idle; the C call below checks the state.
+        let was_idle = idle.contains(pa);
+        if was_idle && !idle.can_remove(&page) {
+            return Err(Errno::ENOMEM);
+        }
+        // SAFETY: unmaps a page the host side proved goes back to the host,
+        // unless the hyp does not hold it in `state` (-EPERM, nothing
+        // changed); under the hyp stage-1 lock.
+        c_result(unsafe { s2rmap_c_hyp_unmap_page(pa, state_to_c(state)) })?;
+        if was_idle {
+            idle.remove(&page);
+        }
         Ok(())
     }
 

@@ -880,16 +880,9 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         let child_level = e.level + 1;
         let child = TablePage::new(&*self.alloc, old.oa());
         let first = child.get(0);
-        let merged = if first.is_table(child_level) {
+        if first.is_table(child_level) {
             return false;
-        } else if first.is_valid() {
-            match Descriptor::leaf(e.level, first.oa(), first.attrs()) {
-                Some(block) => block,
-                None => return false,
-            }
-        } else {
-            first
-        };
+        }
         let step = if first.is_valid() { level_size(child_level) } else { 0 };
         let expect = |i: usize| first.bits() + i as u64 * step;
         // Cheap rejections before the full scan: the first entry this
@@ -906,6 +899,15 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
                 return false;
             }
         }
+        // Built only now: most checks end at the first probe.
+        let merged = if first.is_valid() {
+            match Descriptor::leaf(e.level, first.oa(), first.attrs()) {
+                Some(block) => block,
+                None => return false,
+            }
+        } else {
+            first
+        };
         if let Some(index) = child.first_mismatch(first.bits(), step) {
             self.fold_miss = Some((old.oa(), index));
             return false;

@@ -107,6 +107,28 @@ pub trait HypSide {
         (range.start..range.end).step_by(PAGE_SIZE as usize).all(|pa| self.state(pa) == state)
     }
 
+    /// For the one page at `pa`: [`map`](Self::map) it in `state` if the
+    /// hyp holds nothing there, and EPERM, changing nothing, if it does.
+    /// The hyp's own check of a one-page transition, made by the lookup
+    /// that maps where the implementation can.
+    fn map_page_if_free(&mut self, pa: u64, state: PageState) -> Result<(), Errno> {
+        let page = pa..pa + PAGE_SIZE;
+        if !self.range_is(&page, PageState::NoPage) {
+            return Err(Errno::EPERM);
+        }
+        self.map(page, state)
+    }
+
+    /// For the one page at `pa`: [`unmap`](Self::unmap) it if the hyp
+    /// holds it in `state`, and EPERM, changing nothing, if it does not.
+    fn unmap_page_if(&mut self, pa: u64, state: PageState) -> Result<(), Errno> {
+        let page = pa..pa + PAGE_SIZE;
+        if !self.range_is(&page, state) {
+            return Err(Errno::EPERM);
+        }
+        self.unmap(page)
+    }
+
     /// Whether [`in_use`](Self::in_use) is `in_use` for every Owned page
     /// of `range`; one lookup where the implementation can.
     fn range_in_use(&self, range: &Range<u64>, in_use: bool) -> bool {

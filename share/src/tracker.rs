@@ -288,6 +288,50 @@ impl<P: Platform> Host<P> {
         }
     }
 
+    /// Changes the hyp's side of `range` and commits `plan`, the host's,
+    /// in the order that leaves nothing half done: the hyp's check
+    /// (EPERM), then `hyp_checked`, the caller's checks that come after it,
+    /// the host's table pages (ENOMEM), the hyp's change (which may fail
+    /// and then changes nothing), the host's commit (which cannot fail).
+    ///
+    /// A one-page change that takes no table pages, and that passes
+    /// `hyp_checked`, lets the hyp check and change in one step: with
+    /// nothing else left to refuse it, the order of the checks no longer
+    /// shows.
+    fn commit_with_hyp(
+        &mut self,
+        hyp: &mut P::Hyp,
+        range: &Range<u64>,
+        change: HypChange,
+        hyp_checked: impl Fn(&Self) -> Result<(), Errno>,
+        plan: Plan,
+        walk: impl FnOnce(&mut Self, &mut usize),
+    ) -> Result<(), Errno> {
+        let one_step = plan.pages() == 0 && range.end - range.start == PAGE_SIZE;
+        if one_step && hyp_checked(self).is_ok() {
+            match change {
+                HypChange::Map(state) => hyp.map_page_if_free(range.start, state)?,
+                HypChange::Unmap(state) => hyp.unmap_page_if(range.start, state)?,
+            }
+            self.commit_plan(plan, &mut 0, walk);
+            return Ok(());
+        }
+        hyp_check(&*hyp, range, change.before())?;
+        hyp_checked(self)?;
+        let mut reserved = self.reserve(plan.pages())?;
+        let changed = match change {
+            HypChange::Map(state) => hyp.map(range.clone(), state),
+            HypChange::Unmap(_) => hyp.unmap(range.clone()),
+        };
+        if let Err(e) = changed {
+            self.release(reserved);
+            return Err(e);
+        }
+        self.commit_plan(plan, &mut reserved, walk);
+        self.release(reserved);
+        Ok(())
+    }
+
     fn info(&self, pa: u64) -> Result<PageInfo, Errno> {
         Ok(self.s2.page_info(&self.alloc, pa)?)
     }
@@ -425,6 +469,25 @@ impl Plan {
         match self {
             Plan::Prepared(prepared) => prepared.pages,
             Plan::Runs { pages } => *pages,
+        }
+    }
+}
+
+/// What a transition does to the hyp's side of its range.
+#[derive(Clone, Copy)]
+enum HypChange {
+    /// The hyp maps the range in this state; it must map none of it yet.
+    Map(PageState),
+    /// The hyp unmaps the range; it must hold all of it in this state.
+    Unmap(PageState),
+}
+
+impl HypChange {
+    /// The state the hyp must hold the range in beforehand.
+    fn before(self) -> PageState {
+        match self {
+            HypChange::Map(_) => PageState::NoPage,
+            HypChange::Unmap(state) => state,
         }
     }
 }
@@ -701,17 +764,17 @@ impl<P: Platform> Tracker<P> {
             let range = host.phys_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
             let plan = host.plan_lend(&range, is_host_owned)?;
-            hyp_check(&*hyp, &range, PageState::NoPage)?;
-            let mut reserved = host.reserve(plan.pages())?;
-            if let Err(e) = hyp.map(range.clone(), PageState::SharedBorrowed) {
-                host.release(reserved);
-                return Err(e);
-            }
-            host.commit_plan(plan, &mut reserved, |host, reserved| {
-                host.lend_commit(&range, reserved);
-            });
-            host.release(reserved);
-            Ok(())
+            let change = HypChange::Map(PageState::SharedBorrowed);
+            host.commit_with_hyp(
+                &mut *hyp,
+                &range,
+                change,
+                |_| Ok(()),
+                plan,
+                |host, reserved| {
+                    host.lend_commit(&range, reserved);
+                },
+            )
         })
     }
 
@@ -724,20 +787,14 @@ impl<P: Platform> Tracker<P> {
             // Pages that guests or FF-A still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
             let plan = host.plan_return(&range, kept)?;
-            hyp_check(&*hyp, &range, PageState::SharedBorrowed)?;
-            if pages(&range).any(|pa| host.meta.pins(pa) > 0) {
-                return Err(Errno::EBUSY);
-            }
-            let mut reserved = host.reserve(plan.pages())?;
-            if let Err(e) = hyp.unmap(range.clone()) {
-                host.release(reserved);
-                return Err(e);
-            }
-            host.commit_plan(plan, &mut reserved, |host, reserved| {
+            let unpinned = |host: &Host<P>| {
+                let pinned = pages(&range).any(|pa| host.meta.pins(pa) > 0);
+                if pinned { Err(Errno::EBUSY) } else { Ok(()) }
+            };
+            let change = HypChange::Unmap(PageState::SharedBorrowed);
+            host.commit_with_hyp(&mut *hyp, &range, change, unpinned, plan, |host, reserved| {
                 host.return_commit(&range, kept, reserved);
-            });
-            host.release(reserved);
-            Ok(())
+            })
         })
     }
 
@@ -748,15 +805,8 @@ impl<P: Platform> Tracker<P> {
             let range = host.phys_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
             let plan = host.plan_change(&range, is_host_owned, Target::Owner(OwnerId::HYP))?;
-            hyp_check(&*hyp, &range, PageState::NoPage)?;
-            let mut reserved = host.reserve(plan.pages())?;
-            if let Err(e) = hyp.map(range.clone(), PageState::Owned) {
-                host.release(reserved);
-                return Err(e);
-            }
-            host.commit_plan(plan, &mut reserved, |_, _| {});
-            host.release(reserved);
-            Ok(())
+            let change = HypChange::Map(PageState::Owned);
+            host.commit_with_hyp(&mut *hyp, &range, change, |_| Ok(()), plan, |_, _| {})
         })
     }
 
@@ -777,20 +827,13 @@ impl<P: Platform> Tracker<P> {
         let mut host = self.lock_host()?;
         let range = host.phys_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
-        hyp_check(&*hyp, &range, PageState::Owned)?;
         if !hyp.range_in_use(&range, used) {
             return Err(Errno::EPERM);
         }
         let is_hyps = |i: PageInfo| i.owner == Some(OwnerId::HYP);
         let plan = host.plan_change(&range, is_hyps, Target::Owner(OwnerId::HOST))?;
-        let mut reserved = host.reserve(plan.pages())?;
-        if let Err(e) = hyp.unmap(range.clone()) {
-            host.release(reserved);
-            return Err(e);
-        }
-        host.commit_plan(plan, &mut reserved, |_, _| {});
-        host.release(reserved);
-        Ok(())
+        let change = HypChange::Unmap(PageState::Owned);
+        host.commit_with_hyp(&mut *hyp, &range, change, |_| Ok(()), plan, |_, _| {})
     }
 
     /// The host lends pages to the secure world through FF-A (the hyp's
