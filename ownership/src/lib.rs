@@ -267,6 +267,7 @@ impl HostStage2 {
     /// What the host stage-2 says about the page holding `pa`, with the
     /// way to its entry kept for a change of that page alone
     /// ([`prepare_page`](Self::prepare_page)).
+    #[inline(always)]
     pub fn page<A: TableAllocator + ?Sized>(&self, alloc: &A, pa: u64) -> Result<HostPage, Error> {
         let cursor = self.table.page(alloc, pa)?;
         Ok(HostPage { info: self.decode(cursor.entry.desc, pa)?, cursor })
@@ -513,6 +514,7 @@ impl HostStage2 {
 
     /// [`prepare`](Self::prepare) for the one page `page` describes,
     /// without finding it again.
+    #[inline(always)]
     pub fn prepare_page<A: TableAllocator + ?Sized>(
         &self,
         alloc: &mut A,
@@ -670,6 +672,9 @@ fn return_target(desc: Descriptor) -> Target {
 }
 
 /// One page of the host stage-2, found by [`HostStage2::page`].
+///
+/// Returned by inlined functions, as [`pgtable::PageCursor`] is (why:
+/// there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostPage {
     /// What its entry says.

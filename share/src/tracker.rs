@@ -203,6 +203,7 @@ impl<P: Platform> Host<P> {
 
     /// For a one-page `range`: that page, found once, if `want` holds for
     /// it (EPERM otherwise). `None` for a longer range.
+    #[inline(always)]
     fn one_page(
         &self,
         range: &Range<u64>,
@@ -221,6 +222,7 @@ impl<P: Platform> Host<P> {
 
     /// Checks that every page of `range` satisfies `want`, and works out
     /// giving the whole range the meaning `target`.
+    #[inline(always)]
     fn plan_change(
         &mut self,
         range: &Range<u64>,
@@ -239,6 +241,7 @@ impl<P: Platform> Host<P> {
 
     /// Checks that every page of `range` satisfies `want`, and works out
     /// lending it ([`lend_budget`](Self::lend_budget)).
+    #[inline(always)]
     fn plan_lend(
         &mut self,
         range: &Range<u64>,
@@ -255,6 +258,7 @@ impl<P: Platform> Host<P> {
     /// Checks that the host lent every page of `range`, and works out
     /// giving back those for which `kept` does not hold
     /// ([`return_budget`](Self::return_budget)).
+    #[inline(always)]
     fn plan_return(
         &mut self,
         range: &Range<u64>,
@@ -273,6 +277,7 @@ impl<P: Platform> Host<P> {
 
     /// Commits what a plan worked out; `walk` commits a plan that left it
     /// to walking the range run by run.
+    #[inline(always)]
     fn commit_plan(
         &mut self,
         plan: Plan,
@@ -452,7 +457,8 @@ impl<P: Platform> Host<P> {
 }
 
 /// A host-side change worked out under the locks before anything is
-/// written.
+/// written. The one-page steps that build and commit it are inlined, so
+/// that it is not moved with `memcpy` (see [`pgtable::PageCursor`]).
 enum Plan {
     /// One page, or one target over the whole range: the commit writes
     /// what was prepared (a one-page change through the path its check
