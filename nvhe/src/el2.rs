@@ -112,15 +112,16 @@ impl HypStage1 {
         if CAPS.test_calls && allocation_point_fails(&FAIL_COUNTDOWN) {
             return Err(Errno::ENOMEM);
         }
+        if state != PageState::Owned {
+            return c_result(c_map());
+        }
         // Donated pages start idle: refuse now if that cannot be recorded.
         let mut idle = IDLE.lock();
-        if state == PageState::Owned && !idle.can_insert(&range) {
+        if !idle.can_insert(&range) {
             return Err(Errno::ENOMEM);
         }
         c_result(c_map())?;
-        if state == PageState::Owned {
-            idle.insert(range);
-        }
+        idle.insert(range);
         Ok(())
     }
 }
@@ -166,17 +167,21 @@ impl HypSide for HypStage1 {
     }
 
     fn unmap_page_if(&mut self, pa: u64, state: PageState) -> Result<(), Errno> {
+        // SAFETY: unmaps a page the host side proved goes back to the host,
+        // unless the hyp does not hold it in `state` (-EPERM, nothing
+        // changed); under the hyp stage-1 lock.
+        let c_unmap = || c_result(unsafe { s2rmap_c_hyp_unmap_page(pa, state_to_c(state)) });
+        // Only Owned pages are ever idle.
+        if state != PageState::Owned {
+            return c_unmap();
+        }
         let page = pa..pa + PAGE_SIZE;
         let mut idle = IDLE.lock();
-        // Only Owned pages are ever idle; the C call below checks the state.
         let was_idle = idle.contains(pa);
         if was_idle && !idle.can_remove(&page) {
             return Err(Errno::ENOMEM);
         }
-        // SAFETY: unmaps a page the host side proved goes back to the host,
-        // unless the hyp does not hold it in `state` (-EPERM, nothing
-        // changed); under the hyp stage-1 lock.
-        c_result(unsafe { s2rmap_c_hyp_unmap_page(pa, state_to_c(state)) })?;
+        c_unmap()?;
         if was_idle {
             idle.remove(&page);
         }

@@ -734,12 +734,23 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
     /// below it, so none above it can fold either: stop there.
     fn update_page_entry(&mut self, path: &EntryPath) {
         let (entry, old) = path.entry(&*self.alloc, 3);
-        if let Some(new) = self.leaf.descriptor(self.start, entry.base, entry.level)
-            && old != new
-        {
-            self.replace(entry, old, new);
-        }
-        if self.fold {
+        let now = match self.leaf.descriptor(self.start, entry.base, entry.level) {
+            Some(new) if old != new => {
+                self.replace(entry, old, new);
+                new
+            }
+            _ => old,
+        };
+        // The table folds only if every entry continues this one: its
+        // neighbour rules most changes out with one read.
+        let neighbour = entry.slot ^ 1;
+        let step = if now.is_valid() { PAGE_SIZE } else { 0 };
+        let continued = if neighbour > entry.slot {
+            now.bits().wrapping_add(step)
+        } else {
+            now.bits().wrapping_sub(step)
+        };
+        if self.fold && entry.page.get(neighbour).bits() == continued {
             for level in (path.start_level..3).rev() {
                 let (table_entry, table) = path.entry(&*self.alloc, level);
                 if !self.try_coalesce(table_entry, table) {
