@@ -186,13 +186,17 @@ fn status(r: Result<(), Errno>) -> u64 {
 /// s2rmap's, runs it and writes the results back into `regs` the way
 /// Linux's `handle_host_hcall` does. Returns false if the call is not
 /// s2rmap's (and leaves `regs` alone).
+#[inline]
 pub fn dispatch<P: Platform>(
     tracker: &Tracker<P>,
     factory: &mut impl GuestFactory<P>,
     caps: Caps,
     regs: &mut [u64; 8],
 ) -> bool {
-    let call = match decode(regs, caps) {
+    // The call is used where decode left it: moved, it would be copied
+    // with memcpy.
+    let decoded = decode(regs, caps);
+    let call = match &decoded {
         Decoded::NotOurs => return false,
         Decoded::Unsupported => {
             regs[0] = SMCCC_RET_NOT_SUPPORTED;
@@ -200,13 +204,28 @@ pub fn dispatch<P: Platform>(
         }
         Decoded::Invalid(e) => {
             regs[0] = SMCCC_RET_SUCCESS;
-            regs[1] = status(Err(e));
+            regs[1] = status(Err(*e));
             return true;
         }
         Decoded::Call(call) => call,
     };
+    run(tracker, factory, caps, call, regs)
+}
+
+/// Runs a decoded call (see [`dispatch`]). Out of line: with every
+/// transition inlined, its stack frame and saved registers would
+/// otherwise be paid by each hypercall that is not s2rmap's, the ones
+/// that run vCPUs among them.
+#[inline(never)]
+fn run<P: Platform>(
+    tracker: &Tracker<P>,
+    factory: &mut impl GuestFactory<P>,
+    caps: Caps,
+    call: &Call,
+    regs: &mut [u64; 8],
+) -> bool {
     regs[0] = SMCCC_RET_SUCCESS;
-    let result = match call {
+    let result = match *call {
         Call::HostShareHyp { pfn, nr } => tracker.host_share_hyp(pfn, nr),
         Call::HostUnshareHyp { pfn, nr } => tracker.host_unshare_hyp(pfn, nr),
         Call::HostDonateHyp { pfn, nr } => tracker.host_donate_hyp(pfn, nr),
