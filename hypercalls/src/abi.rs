@@ -142,6 +142,7 @@ impl Func {
     /// not s2rmap's (`__kvm_vcpu_run` among them) must be turned away at
     /// once.
     #[must_use]
+    #[inline]
     pub fn from_number(n: u64) -> Option<Self> {
         usize::try_from(n).ok().and_then(|n| FUNC_BY_NUMBER.get(n).copied().flatten())
     }

@@ -59,15 +59,25 @@ fn handle(raw: u64) -> Result<OwnerId, Errno> {
     if id.is_guest() { Ok(id) } else { Err(Errno::ENOENT) }
 }
 
+/// The s2rmap function `x0` names, if any.
+#[inline]
+fn func_of(regs: &[u64; 8]) -> Option<Func> {
+    let id = regs[0] & !SMCCC_CALL_HINTS;
+    id.checked_sub(HOST_SMCCC_BASE).filter(|n| *n <= 0xffff).and_then(Func::from_number)
+}
+
 /// Decodes `x0..x7`. Only argument shape is checked here; whether the
 /// pages may move is `share`'s business.
 #[must_use]
 pub fn decode(regs: &[u64; 8], caps: Caps) -> Decoded {
-    let id = regs[0] & !SMCCC_CALL_HINTS;
-    let Some(number) = id.checked_sub(HOST_SMCCC_BASE).filter(|n| *n <= 0xffff) else {
-        return Decoded::NotOurs;
-    };
-    let Some(func) = Func::from_number(number) else { return Decoded::NotOurs };
+    match func_of(regs) {
+        Some(func) => decode_func(func, regs, caps),
+        None => Decoded::NotOurs,
+    }
+}
+
+/// [`decode`] for a call already known to be `func`.
+fn decode_func(func: Func, regs: &[u64; 8], caps: Caps) -> Decoded {
     let test_only = matches!(
         func,
         Func::HypPin
@@ -193,9 +203,12 @@ pub fn dispatch<P: Platform>(
     caps: Caps,
     regs: &mut [u64; 8],
 ) -> bool {
+    // Every host hypercall comes here first: turn away the ones that are
+    // not s2rmap's before the call to decode.
+    let Some(func) = func_of(regs) else { return false };
     // The call is used where decode left it: moved, it would be copied
     // with memcpy.
-    let decoded = decode(regs, caps);
+    let decoded = decode_func(func, regs, caps);
     let call = match &decoded {
         Decoded::NotOurs => return false,
         Decoded::Unsupported => {
