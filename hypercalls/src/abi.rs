@@ -6,7 +6,7 @@ use static_assertions::{assert_eq_size, const_assert_eq};
 pub const SMCCC_FAST_CALL: u64 = 1 << 31;
 /// SMCCC: SMC64 calling convention (bit 30).
 pub const SMCCC_SMC_64: u64 = 1 << 30;
-/// SMCCC: owner field, bits [29:24].
+/// SMCCC: owner field, bits \[29:24\].
 pub const SMCCC_OWNER_SHIFT: u32 = 24;
 /// SMCCC owner: vendor-specific hypervisor service.
 pub const SMCCC_OWNER_VENDOR_HYP: u64 = 6;
@@ -179,8 +179,8 @@ impl Func {
     }
 }
 
-/// The word `x1` of [`Func::GuestCreate`]: bits [7:0] the IPA size,
-/// bits [63:8] flags. Flags outside [`GuestCreateArgs::PERMITTED_FLAGS`]
+/// The word `x1` of [`Func::GuestCreate`]: bits \[7:0\] the IPA size,
+/// bits \[63:8\] flags. Flags outside [`GuestCreateArgs::PERMITTED_FLAGS`]
 /// are filtered out, never acted on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestCreateArgs {

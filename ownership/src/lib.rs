@@ -7,11 +7,11 @@
 //! | entry | meaning |
 //! |---|---|
 //! | all zero | owned by the host, not mapped yet (mapped lazily on fault) |
-//! | invalid, bits [63:32] = id ≠ 0, bits [31:0] = 0 | owned by `id`; the host cannot reach it |
-//! | valid, SW[1:0] (bits [56:55]) = 00 | owned by the host, mapped ([`PageState::Owned`]) |
+//! | invalid, bits \[63:32\] = id ≠ 0, bits \[31:0\] = 0 | owned by `id`; the host cannot reach it |
+//! | valid, SW\[1:0\] (bits \[56:55\]) = 00 | owned by the host, mapped ([`PageState::Owned`]) |
 //! | valid, SW = 01 | owned by the host and lent out ([`PageState::SharedOwned`]) |
 //! | valid, SW = 10 | owned by someone else, lent to the host ([`PageState::SharedBorrowed`]) |
-//! | valid, SW = 11, or invalid with bits [31:2] set | never written: reported as [`Error::Corrupt`] |
+//! | valid, SW = 11, or invalid with bits \[31:2\] set | never written: reported as [`Error::Corrupt`] |
 //!
 //! SW bit 2 (bit 57) of a lent page records that the host had not mapped
 //! it before lending it ([`Target::Lent`]): when the last borrower lets

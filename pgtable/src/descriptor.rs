@@ -13,14 +13,14 @@
 //!
 //! `V` (bit 0) is the valid bit. `T` (bit 1) is 1 for table and page
 //! descriptors and 0 for block descriptors. A descriptor with `V == 0` is
-//! ignored by the hardware walker, so bits [63:2] are free for software:
+//! ignored by the hardware walker, so bits \[63:2\] are free for software:
 //! that is where the owner of an unmapped range lives.
 
 use bitflags::bitflags;
 
 use crate::{PhysAddr, level_shift};
 
-/// Bits [47:12]: the output address of a page, block or table descriptor
+/// Bits \[47:12\]: the output address of a page, block or table descriptor
 /// (48-bit OA, 4 KiB granule, no LPA/LPA2).
 pub const OA_MASK: u64 = ((1 << 48) - 1) & !((1 << 12) - 1);
 
@@ -28,24 +28,24 @@ const VALID: u64 = 1 << 0;
 const TYPE_TABLE_OR_PAGE: u64 = 1 << 1;
 
 bitflags! {
-    /// Stage-2 leaf attributes: the lower attributes [10:2] and the upper
-    /// attributes [58:51]. Never overlaps [`OA_MASK`] or bits [1:0].
+    /// Stage-2 leaf attributes: the lower attributes \[10:2\] and the upper
+    /// attributes \[58:51\]. Never overlaps [`OA_MASK`] or bits \[1:0\].
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct S2Attrs: u64 {
-        /// MemAttr[3:0] = 0b1111: Normal, Outer and Inner Write-Back
+        /// MemAttr\[3:0\] = 0b1111: Normal, Outer and Inner Write-Back
         /// cacheable (FEAT_S2FWB off).
         const MEMATTR_NORMAL_WB = 0b1111 << 2;
-        /// MemAttr[3:0] = 0b0001: Device-nGnRE (the same encoding with
+        /// MemAttr\[3:0\] = 0b0001: Device-nGnRE (the same encoding with
         /// FEAT_S2FWB on).
         const MEMATTR_DEVICE_NGNRE = 0b0001 << 2;
-        /// MemAttr[3:0] = 0b0110 with FEAT_S2FWB on: Normal Write-Back,
+        /// MemAttr\[3:0\] = 0b0110 with FEAT_S2FWB on: Normal Write-Back,
         /// stage 1 may only weaken it (KVM's `MT_S2_FWB_NORMAL`).
         const MEMATTR_FWB_NORMAL_WB = 0b0110 << 2;
         /// S2AP[0]: stage-2 read access.
         const S2AP_R = 1 << 6;
         /// S2AP[1]: stage-2 write access.
         const S2AP_W = 1 << 7;
-        /// SH[1:0] = 0b11: Inner Shareable.
+        /// SH\[1:0\] = 0b11: Inner Shareable.
         const SH_INNER = 0b11 << 8;
         /// Access flag. Set on every leaf we create: we do not use
         /// hardware or software AF management.
@@ -58,7 +58,7 @@ bitflags! {
         const XN0 = 1 << 53;
         /// XN[1]: execute-never at EL1 and EL0 when FEAT_XNX is absent.
         const XN = 1 << 54;
-        /// Software bits [58:55], ignored by the walker.
+        /// Software bits \[58:55\], ignored by the walker.
         const SW0 = 1 << 55;
         const SW1 = 1 << 56;
         const SW2 = 1 << 57;
@@ -69,9 +69,9 @@ bitflags! {
 impl S2Attrs {
     /// Every attribute bit a leaf may carry.
     pub const MASK: u64 = (0x1ff << 2) | (0xff << 51);
-    /// The MemAttr[3:0] field.
+    /// The MemAttr\[3:0\] field.
     pub const MEMATTR_FIELD: u64 = 0b1111 << 2;
-    /// The SW[3:0] field.
+    /// The SW\[3:0\] field.
     pub const SW_FIELD: u64 = 0b1111 << 55;
 
     /// Normal write-back RAM, read/write/execute, inner shareable.
@@ -97,13 +97,13 @@ impl S2Attrs {
         .union(Self::XN);
 
     /// The same attributes with the software field replaced by `sw`
-    /// (only bits [3:0] of `sw` are used).
+    /// (only bits \[3:0\] of `sw` are used).
     #[must_use]
     pub const fn with_sw(self, sw: u8) -> Self {
         Self::from_bits_retain((self.bits() & !Self::SW_FIELD) | (((sw as u64) & 0xf) << 55))
     }
 
-    /// The software field, bits [58:55], as a 4-bit value.
+    /// The software field, bits \[58:55\], as a 4-bit value.
     #[must_use]
     pub const fn sw(self) -> u8 {
         ((self.bits() & Self::SW_FIELD) >> 55) as u8
@@ -114,8 +114,8 @@ static_assertions::const_assert_eq!(S2Attrs::MASK & OA_MASK, 0);
 static_assertions::const_assert_eq!(S2Attrs::MASK & 0b11, 0);
 static_assertions::const_assert_eq!(S2Attrs::all().bits() & !S2Attrs::MASK, 0);
 
-/// The software payload of an invalid descriptor: bits [63:2], with
-/// bits [1:0] zero. Payload zero is the all-zero entry.
+/// The software payload of an invalid descriptor: bits \[63:2\], with
+/// bits \[1:0\] zero. Payload zero is the all-zero entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InvalidPayload(u64);
 
@@ -123,21 +123,21 @@ impl InvalidPayload {
     /// The payload of an all-zero entry.
     pub const ZERO: Self = Self(0);
 
-    /// Builds a payload from bits [63:2] of `raw`; bits [1:0] are dropped,
+    /// Builds a payload from bits \[63:2\] of `raw`; bits \[1:0\] are dropped,
     /// so no payload can ever make the descriptor valid.
     #[must_use]
     pub const fn new(raw: u64) -> Self {
         Self(raw & !0b11)
     }
 
-    /// The payload bits, positioned as in the descriptor (bits [1:0] zero).
+    /// The payload bits, positioned as in the descriptor (bits \[1:0\] zero).
     #[must_use]
     pub const fn bits(self) -> u64 {
         self.0
     }
 }
 
-/// A raw stage-2 descriptor. Whether bits [1:0] = 0b11 mean "table" or
+/// A raw stage-2 descriptor. Whether bits \[1:0\] = 0b11 mean "table" or
 /// "page" depends on the level, so decoding takes the level.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(transparent)]
@@ -148,7 +148,7 @@ static_assertions::assert_eq_size!(Descriptor, u64);
 /// A decoded descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DescriptorKind {
-    /// `V == 0`: the walker faults; bits [63:2] belong to software.
+    /// `V == 0`: the walker faults; bits \[63:2\] belong to software.
     Invalid(InvalidPayload),
     /// A pointer to the next-level table (levels 0-2).
     Table { next: PhysAddr },

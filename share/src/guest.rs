@@ -7,7 +7,7 @@
 //!
 //! | entry | meaning |
 //! |---|---|
-//! | valid, SW[1:0] = state | mapped; Owned / SharedOwned (protected half) or SharedBorrowed (unprotected half); a mapped protected page has RIPAS RAM |
+//! | valid, SW\[1:0\] = state | mapped; Owned / SharedOwned (protected half) or SharedBorrowed (unprotected half); a mapped protected page has RIPAS RAM |
 //! | invalid, payload `RIPAS_RAM` | protected, unassigned, RIPAS RAM |
 //! | zero | unassigned, RIPAS EMPTY (protected) or unmapped (unprotected) |
 
