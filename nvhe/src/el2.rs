@@ -168,8 +168,9 @@ impl HypSide for HypStage1 {
 
     fn unmap_page_if(&mut self, pa: u64, state: PageState) -> Result<(), Errno> {
         // SAFETY: unmaps a page the host side proved goes back to the host,
-        // unless the hyp does not hold it in `state` (-EPERM, nothing
-        // changed); under the hyp stage-1 lock.
+        // unless the hyp does not hold it in `state` or holds it in a block
+        // mapped at setup (-EPERM, nothing changed); under the hyp stage-1
+        // lock.
         let c_unmap = || c_result(unsafe { s2rmap_c_hyp_unmap_page(pa, state_to_c(state)) });
         // Only Owned pages are ever idle.
         if state != PageState::Owned {
