@@ -36,7 +36,7 @@ unsafe extern "C" {
     fn s2rmap_c_region(index: u32, base: *mut u64, size: *mut u64);
     fn s2rmap_c_tlb_flush_host(ipa: u64, size: u64, level: u32);
     fn s2rmap_c_hyp_map(phys: u64, size: u64, state: u32) -> i32;
-    fn s2rmap_c_hyp_unmap(phys: u64, size: u64);
+    fn s2rmap_c_hyp_unmap(phys: u64, size: u64) -> i32;
     fn s2rmap_c_hyp_state(phys: u64) -> u32;
     fn s2rmap_c_hyp_range_is(phys: u64, size: u64, state: u32) -> bool;
     fn s2rmap_c_hyp_map_page(phys: u64, state: u32) -> i32;
@@ -158,11 +158,14 @@ impl HypSide for HypStage1 {
 
     fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno> {
         let mut idle = IDLE.lock();
-        if !idle.try_remove(&range) {
+        if !idle.can_remove(&range) {
             return Err(Errno::ENOMEM);
         }
-        // SAFETY: unmaps pages the checks proved the hyp no longer holds.
-        unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) };
+        // SAFETY: unmaps pages the checks proved the hyp no longer holds,
+        // unless a block mapped at setup covers part of them (-EPERM,
+        // nothing changed); under the hyp stage-1 lock.
+        c_result(unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) })?;
+        idle.remove(&range);
         Ok(())
     }
 

@@ -87,7 +87,9 @@ pub trait HypSide {
     fn map(&mut self, range: Range<u64>, state: PageState) -> Result<(), Errno>;
 
     /// Takes `range` away from the hyp. All or nothing: an error (ENOMEM
-    /// when the hyp's own bookkeeping is full) changes nothing.
+    /// when the hyp's own bookkeeping is full, EPERM when the hyp holds
+    /// part of the range in a way it cannot give back alone, such as a
+    /// block mapped at setup) changes nothing.
     fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno>;
 
     /// How many pages the hyp holds in `state`, for the invariant check;
