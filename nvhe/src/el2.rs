@@ -124,6 +124,18 @@ impl HypStage1 {
         idle.insert(range);
         Ok(())
     }
+
+    /// Unmaps `range` with `c_unmap`, the C call that does it, and takes
+    /// its pages out of the idle set once it has succeeded.
+    fn unmap_with(range: Range<u64>, c_unmap: impl FnOnce() -> i32) -> Result<(), Errno> {
+        let mut idle = IDLE.lock();
+        if !idle.can_remove(&range) {
+            return Err(Errno::ENOMEM);
+        }
+        c_result(c_unmap())?;
+        idle.remove(&range);
+        Ok(())
+    }
 }
 
 /// A C callback's `0` or negative errno.
@@ -157,39 +169,28 @@ impl HypSide for HypStage1 {
     }
 
     fn unmap(&mut self, range: Range<u64>) -> Result<(), Errno> {
-        let mut idle = IDLE.lock();
-        if !idle.can_remove(&range) {
-            return Err(Errno::ENOMEM);
-        }
-        // SAFETY: unmaps pages the checks proved the hyp no longer holds,
-        // unless a block mapped at setup covers part of them (-EPERM,
-        // nothing changed); under the hyp stage-1 lock.
-        c_result(unsafe { s2rmap_c_hyp_unmap(range.start, range.end - range.start) })?;
-        idle.remove(&range);
-        Ok(())
+        let (start, size) = (range.start, range.end - range.start);
+        Self::unmap_with(range, || {
+            // SAFETY: unmaps pages the checks proved the hyp no longer
+            // holds, unless a block mapped at setup covers part of them
+            // (-EPERM, nothing changed); under the hyp stage-1 lock.
+            unsafe { s2rmap_c_hyp_unmap(start, size) }
+        })
     }
 
     fn unmap_page_if(&mut self, pa: u64, state: PageState) -> Result<(), Errno> {
-        // SAFETY: unmaps a page the host side proved goes back to the host,
-        // unless the hyp does not hold it in `state` or holds it in a block
-        // mapped at setup (-EPERM, nothing changed); under the hyp stage-1
-        // lock.
-        let c_unmap = || c_result(unsafe { s2rmap_c_hyp_unmap_page(pa, state_to_c(state)) });
+        let c_unmap = || {
+            // SAFETY: unmaps a page the host side proved goes back to the
+            // host, unless the hyp does not hold it in `state` or holds it
+            // in a block mapped at setup (-EPERM, nothing changed); under
+            // the hyp stage-1 lock.
+            unsafe { s2rmap_c_hyp_unmap_page(pa, state_to_c(state)) }
+        };
         // Only Owned pages are ever idle.
         if state != PageState::Owned {
-            return c_unmap();
+            return c_result(c_unmap());
         }
-        let page = pa..pa + PAGE_SIZE;
-        let mut idle = IDLE.lock();
-        let was_idle = idle.contains(pa);
-        if was_idle && !idle.can_remove(&page) {
-            return Err(Errno::ENOMEM);
-        }
-        c_unmap()?;
-        if was_idle {
-            idle.remove(&page);
-        }
-        Ok(())
+        Self::unmap_with(pa..pa + PAGE_SIZE, c_unmap)
     }
 
     fn range_is(&self, range: &Range<u64>, state: PageState) -> bool {
