@@ -41,8 +41,8 @@ use core::ops::Range;
 
 pub use memmap::{MemoryKind, MemoryMap, MemoryMapError, Span};
 use pgtable::{
-    Descriptor, InvalidPayload, Leaf, LeafRun, PAGE_SIZE, PageCursor, PageTable, PhysAddr,
-    Prepared, S2Attrs, Stage2Config, TableAllocator, Tlb,
+    Descriptor, InPlace, InvalidPayload, Leaf, LeafRun, PAGE_SIZE, PageChange, PageCursor,
+    PageTable, PhysAddr, Prepared, S2Attrs, Stage2Config, TableAllocator, Tlb,
 };
 
 /// The ID of a page's owner.
@@ -520,10 +520,21 @@ impl HostStage2 {
         alloc: &mut A,
         page: &HostPage,
         target: Target,
-    ) -> Result<Prepared, Error> {
+    ) -> Result<PageChange, Error> {
         let ipa = page.cursor.ipa();
         let leaf = self.leaf_for(&(ipa..ipa + PAGE_SIZE), target)?;
         Ok(self.table.prepare_page(alloc, &page.cursor, leaf)?)
+    }
+
+    /// Makes a write [`prepare_page`](Self::prepare_page) returned as
+    /// [`PageChange::InPlace`] (see [`PageTable::commit_in_place`]).
+    #[inline(always)]
+    pub fn commit_in_place<A, T>(&mut self, alloc: &A, tlb: &mut T, write: InPlace)
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        self.table.commit_in_place(alloc, tlb, write);
     }
 
     /// The leaf that gives `range` the meaning `target`.

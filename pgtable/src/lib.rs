@@ -41,7 +41,7 @@ pub mod tlb;
 pub use config::Stage2Config;
 pub use descriptor::{Descriptor, DescriptorKind, InvalidPayload, S2Attrs};
 pub use mm::TableAllocator;
-pub use table::{Leaf, LeafEntry, LeafRun, PageCursor, PageTable, Prepared};
+pub use table::{InPlace, Leaf, LeafEntry, LeafRun, PageChange, PageCursor, PageTable, Prepared};
 pub use tlb::Tlb;
 
 /// log2 of the translation granule.

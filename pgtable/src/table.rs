@@ -326,23 +326,95 @@ impl PageTable {
     }
 
     /// [`prepare`](Self::prepare) for a change of the one page `cursor`
-    /// found, which it does not look for again: a page-level entry
-    /// changes in place (no table to split), and the commit writes it
-    /// through the cursor's path if the table has not changed since.
+    /// found, which it does not look for again. A change of a page-level
+    /// entry that is one descriptor write and nothing else comes back as
+    /// [`PageChange::InPlace`]; other changes of a page-level entry (a
+    /// break-before-make, a table that may fold) are committed through
+    /// the cursor's path if the table has not changed since.
     #[inline(always)]
     pub fn prepare_page<A: TableAllocator + ?Sized>(
         &self,
         alloc: &mut A,
         cursor: &PageCursor,
         leaf: Leaf,
-    ) -> Result<Prepared, Error> {
+    ) -> Result<PageChange, Error> {
         let range = cursor.ipa()..cursor.ipa() + PAGE_SIZE;
         self.validate(&range, leaf)?;
-        match cursor.page_level_path() {
-            Some(path) if path.generation == self.generation => {
-                Ok(Prepared { range, leaf, pages: 0, at: Some(path) })
+        Ok(match cursor.page_level_path() {
+            Some(path) if path.generation == self.generation => match self
+                .in_place(&*alloc, &path, leaf)
+            {
+                Some(write) => PageChange::InPlace(write),
+                None => PageChange::Prepared(Prepared { range, leaf, pages: 0, at: Some(path) }),
+            },
+            _ => PageChange::Prepared(self.count(alloc, range, leaf)),
+        })
+    }
+
+    /// The one write that changing the page-level entry at the end of
+    /// `path` to `leaf` comes down to, if that is all the commit would do:
+    /// no break-before-make, and no table that could fold afterwards (the
+    /// neighbour check and the first probes of the fold check, made on
+    /// the table as the write leaves it).
+    #[inline(always)]
+    fn in_place<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        path: &EntryPath,
+        leaf: Leaf,
+    ) -> Option<InPlace> {
+        let (entry, old) = path.entry(alloc, 3);
+        let new = leaf.descriptor(path.ipa, entry.base, 3)?;
+        if old.needs_bbm(new, 3) {
+            return None;
+        }
+        if neighbour_continues(entry, new) && path.start_level < 3 {
+            let after = |i: usize| if i == entry.slot { new } else { entry.page.get(i) };
+            let missed = self.fold_miss_in(entry.page.pa());
+            if fold_probes(after, 3, entry.slot, missed).is_some() {
+                return None;
             }
-            _ => Ok(self.count(alloc, range, leaf)),
+        }
+        let table = entry.page.pa();
+        Some(InPlace {
+            table,
+            slot: entry.slot,
+            base: entry.base,
+            old,
+            new,
+            generation: self.generation,
+        })
+    }
+
+    /// Where the last failed fold scan of the table at `table` stopped,
+    /// or its last entry if that scan was of another table.
+    fn fold_miss_in(&self, table: PhysAddr) -> usize {
+        fold_miss_in(self.fold_miss, table)
+    }
+
+    /// Makes the write that [`prepare_page`](Self::prepare_page) returned
+    /// as [`PageChange::InPlace`]. Cannot fail; takes no table pages.
+    ///
+    /// # Panics
+    ///
+    /// If the table changed after the write was prepared: the entry it
+    /// names may be gone. Every caller prepares and commits under one
+    /// lock, so that is a bug in the caller.
+    #[inline(always)]
+    pub fn commit_in_place<A, T>(&mut self, alloc: &A, tlb: &mut T, write: InPlace)
+    where
+        A: TableAllocator + ?Sized,
+        T: Tlb + ?Sized,
+    {
+        assert!(write.generation == self.generation, "pgtable: stale in-place write");
+        self.generation = self.generation.wrapping_add(1);
+        if write.old == write.new {
+            return;
+        }
+        let page = TablePage::new(alloc, write.table);
+        let entry = Entry { page, slot: write.slot, base: write.base, level: 3, live: true };
+        if replace_entry(tlb, entry, write.old, write.new) {
+            tlb.publish();
         }
     }
 
@@ -643,6 +715,7 @@ impl Leaf {
 
     /// The descriptor this leaf gives a whole entry at `level` based at
     /// `base`, or `None` when no single leaf at that level can express it.
+    #[inline(always)]
     fn descriptor(&self, start: u64, base: u64, level: u8) -> Option<Descriptor> {
         match *self {
             Leaf::Invalid(payload) => Some(Descriptor::invalid(payload)),
@@ -683,6 +756,7 @@ struct EntryPath {
 impl EntryPath {
     /// The entry at `level` (the start level up to the leaf's) and what
     /// it holds.
+    #[inline(always)]
     fn entry<A: TableAllocator + ?Sized>(&self, alloc: &A, level: u8) -> (Entry, Descriptor) {
         let page = TablePage::new(alloc, self.tables[usize::from(level - self.start_level)]);
         // In a concatenated root, the page was picked by the high bits.
@@ -703,6 +777,47 @@ pub struct Prepared {
     pub pages: usize,
     /// For a one-page change of a page-level entry: the path to it.
     at: Option<EntryPath>,
+}
+
+/// A one-page change worked out by [`PageTable::prepare_page`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a prepared change does nothing until it is committed"]
+pub enum PageChange {
+    /// One descriptor write and nothing else:
+    /// [`PageTable::commit_in_place`].
+    InPlace(InPlace),
+    /// Anything more: [`PageTable::commit`].
+    Prepared(Prepared),
+}
+
+impl PageChange {
+    /// Table pages the commit will take at most.
+    #[must_use]
+    pub fn pages(&self) -> usize {
+        match self {
+            PageChange::InPlace(_) => 0,
+            PageChange::Prepared(prepared) => prepared.pages,
+        }
+    }
+}
+
+/// The single write of a page-level entry that a one-page change comes
+/// down to; see [`PageTable::prepare_page`]. Six words, where a
+/// [`Prepared`] with its path is fifteen: moved in registers rather than
+/// with `memcpy` on the strict-align EL2 target, and committed without
+/// setting up a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a prepared change does nothing until it is committed"]
+pub struct InPlace {
+    /// The page-level table holding the entry.
+    table: PhysAddr,
+    slot: usize,
+    /// The page the entry translates.
+    base: u64,
+    old: Descriptor,
+    new: Descriptor,
+    /// [`PageTable::generation`] when it was prepared.
+    generation: u64,
 }
 
 impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
@@ -741,16 +856,7 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
             }
             _ => old,
         };
-        // The table folds only if every entry continues this one: its
-        // neighbour rules most changes out with one read.
-        let neighbour = entry.slot ^ 1;
-        let step = if now.is_valid() { PAGE_SIZE } else { 0 };
-        let continued = if neighbour > entry.slot {
-            now.bits().wrapping_add(step)
-        } else {
-            now.bits().wrapping_sub(step)
-        };
-        if self.fold && entry.page.get(neighbour).bits() == continued {
+        if self.fold && neighbour_continues(entry, now) {
             for level in (path.start_level..3).rev() {
                 let (table_entry, table) = path.entry(&*self.alloc, level);
                 if !self.try_coalesce(table_entry, table) {
@@ -820,16 +926,7 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
     }
 
     fn write(&mut self, e: Entry, old: Descriptor, new: Descriptor) {
-        e.page.set(e.slot, new);
-        if e.live {
-            self.tlb.observe_write(
-                e.page.entry_pa(e.slot),
-                e.base,
-                e.level,
-                old.bits(),
-                new.bits(),
-            );
-        }
+        write_entry(self.tlb, e, old, new);
     }
 
     /// Replaces a whole entry, with break-before-make when a live
@@ -840,24 +937,7 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
 
     /// [`replace`](Self::replace), told what `old` points to.
     fn replace_subtree(&mut self, e: Entry, old: Descriptor, new: Descriptor, subtree: Subtree) {
-        let size = level_size(e.level);
-        if e.live && old.is_valid() {
-            if !new.is_valid() {
-                self.write(e, old, new);
-                self.tlb.invalidate(e.base, size, e.level);
-            } else if old.needs_bbm(new, e.level) {
-                self.write(e, old, Descriptor::ZERO);
-                self.tlb.invalidate(e.base, size, e.level);
-                self.write(e, Descriptor::ZERO, new);
-                self.needs_publish = true;
-            } else {
-                self.write(e, old, new);
-                self.needs_publish = true;
-            }
-        } else {
-            self.write(e, old, new);
-            self.needs_publish |= e.live && new.is_valid();
-        }
+        self.needs_publish |= replace_entry(self.tlb, e, old, new);
         // Only after the invalidation above can no walker still be using
         // the old subtree.
         if old.is_table(e.level) {
@@ -904,26 +984,12 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
     fn try_coalesce(&mut self, e: Entry, old: Descriptor) -> bool {
         let child_level = e.level + 1;
         let child = TablePage::new(&*self.alloc, old.oa());
-        let first = child.get(0);
-        if first.is_table(child_level) {
-            return false;
-        }
-        let step = if first.is_valid() { level_size(child_level) } else { 0 };
-        let expect = |i: usize| first.bits() + i as u64 * step;
-        // Cheap rejections before the full scan: the first entry this
-        // update wrote (a change that makes the table uniform must make it
-        // agree with the rest; most changes do not), where the last failed
-        // scan of this table stopped, and the far end.
         let written = ((self.start.max(e.base) - e.base) / level_size(child_level)) as usize;
-        let missed = match self.fold_miss {
-            Some((pa, index)) if pa == old.oa() => index,
-            _ => ENTRIES_PER_TABLE - 1,
+        let missed = fold_miss_in(self.fold_miss, old.oa());
+        let Some((first, step)) = fold_probes(|i| child.get(i), child_level, written, missed)
+        else {
+            return false;
         };
-        for probe in [written.min(ENTRIES_PER_TABLE - 1), missed, ENTRIES_PER_TABLE - 1] {
-            if child.get(probe).bits() != expect(probe) {
-                return false;
-            }
-        }
         // Built only now: most checks end at the first probe.
         let merged = if first.is_valid() {
             match Descriptor::leaf(e.level, first.oa(), first.attrs()) {
@@ -942,6 +1008,92 @@ impl<'a, A: TableAllocator + ?Sized, T: Tlb + ?Sized> Update<'a, A, T> {
         self.replace_subtree(e, old, merged, Subtree::LeavesOnly);
         true
     }
+}
+
+/// Writes one descriptor, and shows a live write to the TLB's observer.
+#[inline(always)]
+fn write_entry<T: Tlb + ?Sized>(tlb: &mut T, e: Entry, old: Descriptor, new: Descriptor) {
+    e.page.set(e.slot, new);
+    if e.live {
+        tlb.observe_write(e.page.entry_pa(e.slot), e.base, e.level, old.bits(), new.bits());
+    }
+}
+
+/// Replaces a whole entry, with break-before-make when a live translation
+/// changes; whether the new translation still has to be published.
+#[inline(always)]
+fn replace_entry<T: Tlb + ?Sized>(tlb: &mut T, e: Entry, old: Descriptor, new: Descriptor) -> bool {
+    let size = level_size(e.level);
+    if e.live && old.is_valid() {
+        if !new.is_valid() {
+            write_entry(tlb, e, old, new);
+            tlb.invalidate(e.base, size, e.level);
+            false
+        } else if old.needs_bbm(new, e.level) {
+            write_entry(tlb, e, old, Descriptor::ZERO);
+            tlb.invalidate(e.base, size, e.level);
+            write_entry(tlb, e, Descriptor::ZERO, new);
+            true
+        } else {
+            write_entry(tlb, e, old, new);
+            true
+        }
+    } else {
+        write_entry(tlb, e, old, new);
+        e.live && new.is_valid()
+    }
+}
+
+/// Whether the entry next to `e` continues `now` (the same invalid entry,
+/// or the next page of the same mapping): a page-level table folds only
+/// if every entry continues the one written, and the neighbour rules most
+/// changes out with one read.
+#[inline(always)]
+fn neighbour_continues(e: Entry, now: Descriptor) -> bool {
+    let neighbour = e.slot ^ 1;
+    let step = if now.is_valid() { PAGE_SIZE } else { 0 };
+    let continued = if neighbour > e.slot {
+        now.bits().wrapping_add(step)
+    } else {
+        now.bits().wrapping_sub(step)
+    };
+    e.page.get(neighbour).bits() == continued
+}
+
+/// [`PageTable::fold_miss`]'s entry for the table at `table`, or the last
+/// entry if it names another table.
+#[inline]
+fn fold_miss_in(fold_miss: Option<(PhysAddr, usize)>, table: PhysAddr) -> usize {
+    match fold_miss {
+        Some((pa, index)) if pa == table => index,
+        _ => ENTRIES_PER_TABLE - 1,
+    }
+}
+
+/// The cheap rejections before a full fold scan of a table at `level`
+/// whose entry `i` is `entry(i)`: the entry a change wrote (a change that
+/// makes the table uniform must make it agree with the rest; most changes
+/// do not), where the last failed scan of this table stopped, and the far
+/// end must each be `first + i × step`. The first entry and the step, if
+/// they all are.
+#[inline]
+fn fold_probes(
+    entry: impl Fn(usize) -> Descriptor,
+    level: u8,
+    written: usize,
+    missed: usize,
+) -> Option<(Descriptor, u64)> {
+    let first = entry(0);
+    if first.is_table(level) {
+        return None;
+    }
+    let step = if first.is_valid() { level_size(level) } else { 0 };
+    for probe in [written.min(ENTRIES_PER_TABLE - 1), missed, ENTRIES_PER_TABLE - 1] {
+        if entry(probe).bits() != first.bits() + probe as u64 * step {
+            return None;
+        }
+    }
+    Some((first, step))
 }
 
 /// A [`Tlb`] for the counting pass, which never writes.

@@ -4,7 +4,8 @@ use core::ops::Range;
 
 use ownership::{FaultOutcome, HostPage, HostStage2, OwnerId, PageInfo, PageState, Target};
 use pgtable::{
-    InvalidPayload, Leaf, PAGE_SIZE, PhysAddr, Prepared, S2Attrs, Stage2Config, TableAllocator,
+    InPlace, InvalidPayload, Leaf, PAGE_SIZE, PageChange, PhysAddr, Prepared, S2Attrs,
+    Stage2Config, TableAllocator,
 };
 use spin::mutex::{Mutex, MutexGuard};
 
@@ -229,14 +230,13 @@ impl<P: Platform> Host<P> {
         want: impl Fn(PageInfo) -> bool,
         target: Target,
     ) -> Result<Plan, Errno> {
-        let prepared = match self.one_page(range, &want)? {
-            Some(page) => self.s2.prepare_page(&mut self.alloc, &page, target)?,
+        match self.one_page(range, &want)? {
+            Some(page) => Ok(self.s2.prepare_page(&mut self.alloc, &page, target)?.into()),
             None => {
                 self.check(range, want)?;
-                self.prepare(range.clone(), target)?
+                Ok(Plan::Prepared(self.prepare(range.clone(), target)?))
             }
-        };
-        Ok(Plan::Prepared(prepared))
+        }
     }
 
     /// Checks that every page of `range` satisfies `want`, and works out
@@ -248,8 +248,7 @@ impl<P: Platform> Host<P> {
         want: impl Fn(PageInfo) -> bool,
     ) -> Result<Plan, Errno> {
         if let Some(page) = self.one_page(range, &want)? {
-            let prepared = self.s2.prepare_page(&mut self.alloc, &page, page.lend_target())?;
-            return Ok(Plan::Prepared(prepared));
+            return Ok(self.s2.prepare_page(&mut self.alloc, &page, page.lend_target())?.into());
         }
         self.check(range, want)?;
         Ok(Plan::Runs { pages: self.lend_budget(range)? })
@@ -268,8 +267,7 @@ impl<P: Platform> Host<P> {
             if kept(&self.meta, range.start) {
                 return Ok(Plan::Runs { pages: 0 });
             }
-            let prepared = self.s2.prepare_page(&mut self.alloc, &page, page.return_target())?;
-            return Ok(Plan::Prepared(prepared));
+            return Ok(self.s2.prepare_page(&mut self.alloc, &page, page.return_target())?.into());
         }
         self.check(range, is_lent_by_host)?;
         Ok(Plan::Runs { pages: self.return_budget(range, kept)? })
@@ -285,6 +283,7 @@ impl<P: Platform> Host<P> {
         walk: impl FnOnce(&mut Self, &mut usize),
     ) {
         match plan {
+            Plan::InPlace(write) => self.s2.commit_in_place(&self.alloc, &mut self.tlb, write),
             Plan::Prepared(prepared) => {
                 let taken = self.s2.commit(&mut self.alloc, &mut self.tlb, prepared);
                 *reserved = take_from_reservation(*reserved, taken, "host reservation");
@@ -303,6 +302,11 @@ impl<P: Platform> Host<P> {
     /// `hyp_checked`, lets the hyp check and change in one step: with
     /// nothing else left to refuse it, the order of the checks no longer
     /// shows.
+    ///
+    /// Inlined: each caller passes closures of its own, so each copy has
+    /// one caller anyway, and a plan that is one write in place is then
+    /// never moved in memory.
+    #[inline(always)]
     fn commit_with_hyp(
         &mut self,
         hyp: &mut P::Hyp,
@@ -314,10 +318,7 @@ impl<P: Platform> Host<P> {
     ) -> Result<(), Errno> {
         let one_step = plan.pages() == 0 && range.end - range.start == PAGE_SIZE;
         if one_step && hyp_checked(self).is_ok() {
-            match change {
-                HypChange::Map(state) => hyp.map_page_if_free(range.start, state)?,
-                HypChange::Unmap(state) => hyp.unmap_page_if(range.start, state)?,
-            }
+            change.page_in_one_step(hyp, range.start)?;
             self.commit_plan(plan, &mut 0, walk);
             return Ok(());
         }
@@ -460,6 +461,8 @@ impl<P: Platform> Host<P> {
 /// written. The one-page steps that build and commit it are inlined, so
 /// that it is not moved with `memcpy` (see [`pgtable::PageCursor`]).
 enum Plan {
+    /// One page, whose change is a single write in place.
+    InPlace(InPlace),
     /// One page, or one target over the whole range: the commit writes
     /// what was prepared (a one-page change through the path its check
     /// found).
@@ -473,8 +476,19 @@ impl Plan {
     /// Table pages to reserve for the commit.
     fn pages(&self) -> usize {
         match self {
+            Plan::InPlace(_) => 0,
             Plan::Prepared(prepared) => prepared.pages,
             Plan::Runs { pages } => *pages,
+        }
+    }
+}
+
+impl From<PageChange> for Plan {
+    #[inline(always)]
+    fn from(change: PageChange) -> Self {
+        match change {
+            PageChange::InPlace(write) => Plan::InPlace(write),
+            PageChange::Prepared(prepared) => Plan::Prepared(prepared),
         }
     }
 }
@@ -489,6 +503,15 @@ enum HypChange {
 }
 
 impl HypChange {
+    /// Checks and changes the hyp's side of the page at `pa` in one step.
+    #[inline(always)]
+    fn page_in_one_step<H: HypSide>(self, hyp: &mut H, pa: u64) -> Result<(), Errno> {
+        match self {
+            HypChange::Map(state) => hyp.map_page_if_free(pa, state),
+            HypChange::Unmap(state) => hyp.unmap_page_if(pa, state),
+        }
+    }
+
     /// The state the hyp must hold the range in beforehand.
     fn before(self) -> PageState {
         match self {

@@ -479,12 +479,18 @@ fn a_table_that_could_not_fold_folds_once_the_entry_that_stopped_it_changes() {
 /// Commits a one-page change through `cursor` with an exact reservation,
 /// as the tracker does; returns the table pages it counted.
 fn commit_through(f: &mut Fixture, cursor: &PageCursor, leaf: Leaf) -> usize {
-    let prepared = f.pt.prepare_page(&mut f.alloc, cursor, leaf).unwrap();
-    let pages = prepared.pages;
+    let change = f.pt.prepare_page(&mut f.alloc, cursor, leaf).unwrap();
+    let pages = change.pages();
     if pages > 0 {
         f.alloc.reserve(pages).unwrap();
     }
-    let taken = f.pt.commit(&mut f.alloc, &mut f.tlb, prepared);
+    let taken = match change {
+        PageChange::InPlace(write) => {
+            f.pt.commit_in_place(&f.alloc, &mut f.tlb, write);
+            0
+        }
+        PageChange::Prepared(prepared) => f.pt.commit(&mut f.alloc, &mut f.tlb, prepared),
+    };
     assert!(taken <= pages, "took {taken} table pages, counted {pages}");
     if pages > taken {
         f.alloc.unreserve(pages - taken);
@@ -553,5 +559,113 @@ proptest! {
             check_against_model(&f, &model, space.clone());
             f.assert_maximally_coalesced();
         }
+    }
+}
+
+fn in_place(f: &mut Fixture, ipa: u64, leaf: Leaf) -> bool {
+    let cursor = f.pt.page(&f.alloc, ipa).unwrap();
+    matches!(f.pt.prepare_page(&mut f.alloc, &cursor, leaf).unwrap(), PageChange::InPlace(_))
+}
+
+/// A one-page change is one write in place unless the table it leaves
+/// could fold: the neighbour and the fold probes (among them where the
+/// last failed scan stopped) decide, on the table as the write leaves it.
+#[test]
+fn a_one_page_change_is_in_place_unless_its_table_could_fold() {
+    let mut f = Fixture::new(40);
+    f.map_identity(GIB..GIB + MIB2);
+    let page = |n: u64, sw: u8| {
+        (
+            GIB + n * PAGE,
+            Leaf::Mapped { oa: PhysAddr(GIB + n * PAGE), attrs: S2Attrs::RAM_RWX.with_sw(sw) },
+        )
+    };
+    let hole = GIB + 300 * PAGE..GIB + 301 * PAGE;
+    f.update(hole.clone(), Leaf::Invalid(InvalidPayload::ZERO)).unwrap();
+    // Lending page 7: its neighbours stay as they were.
+    let (ipa, lent) = page(7, 1);
+    assert!(in_place(&mut f, ipa, lent));
+    let cursor = f.pt.page(&f.alloc, ipa).unwrap();
+    commit_through(&mut f, &cursor, lent);
+    // Giving it back: it continues its neighbours and the probes pass
+    // (nothing recorded yet), so the commit scans the table.
+    let (_, back) = page(7, 0);
+    assert!(!in_place(&mut f, ipa, back));
+    let cursor = f.pt.page(&f.alloc, ipa).unwrap();
+    commit_through(&mut f, &cursor, back);
+    assert_eq!(f.pt.fold_miss.map(|(_, i)| i), Some(300));
+    // Next time the probe at the recorded miss rules the fold out.
+    let cursor = f.pt.page(&f.alloc, ipa).unwrap();
+    commit_through(&mut f, &cursor, lent);
+    assert!(in_place(&mut f, ipa, back));
+    let cursor = f.pt.page(&f.alloc, ipa).unwrap();
+    commit_through(&mut f, &cursor, back);
+    assert_eq!(f.level_histogram(GIB..GIB + MIB2), [0, 0, 0, 512]);
+    // With the hole filled, giving page 7 back makes the table uniform:
+    // not in place, and it folds.
+    f.map_identity(hole);
+    let cursor = f.pt.page(&f.alloc, ipa).unwrap();
+    commit_through(&mut f, &cursor, lent);
+    assert!(!in_place(&mut f, ipa, back));
+    let cursor = f.pt.page(&f.alloc, ipa).unwrap();
+    commit_through(&mut f, &cursor, back);
+    assert_eq!(f.level_histogram(GIB..GIB + MIB2), [0, 0, 1, 0]);
+    // A change that needs break-before-make is not in place either.
+    f.update(GIB + 9 * PAGE..GIB + 10 * PAGE, page(9, 1).1).unwrap();
+    let device = Leaf::Mapped { oa: PhysAddr(GIB + 9 * PAGE), attrs: S2Attrs::DEVICE_RW };
+    assert!(!in_place(&mut f, GIB + 9 * PAGE, device));
+}
+
+#[test]
+#[should_panic(expected = "stale in-place write")]
+fn an_in_place_write_prepared_before_the_table_changed_is_refused() {
+    let mut f = Fixture::new(36);
+    f.map_identity(0..MIB2);
+    f.update(5 * PAGE..6 * PAGE, Leaf::Invalid(InvalidPayload::ZERO)).unwrap();
+    let lent = Leaf::Mapped { oa: PhysAddr(7 * PAGE), attrs: S2Attrs::RAM_RWX.with_sw(1) };
+    let cursor = f.pt.page(&f.alloc, 7 * PAGE).unwrap();
+    let PageChange::InPlace(write) = f.pt.prepare_page(&mut f.alloc, &cursor, lent).unwrap() else {
+        panic!("expected an in-place write");
+    };
+    f.map_identity(5 * PAGE..6 * PAGE);
+    f.pt.commit_in_place(&f.alloc, &mut f.tlb, write);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    /// An in-place write leaves the tables, the fold record and the TLB
+    /// log exactly as the general commit of the same change does.
+    #[test]
+    fn in_place_writes_match_the_general_commit(
+        setup in proptest::collection::vec(op_strategy(), 0..20),
+        page in 0u64..4096,
+        which in 0u8..6,
+    ) {
+        let mut general = Fixture::new(36);
+        let mut fast = Fixture::new(36);
+        for Op::Update { start, pages, leaf } in setup {
+            general.update(start..start + pages * PAGE, leaf).unwrap();
+            fast.update(start..start + pages * PAGE, leaf).unwrap();
+        }
+        let ipa = page * PAGE;
+        let leaf = match which {
+            0 => Leaf::Invalid(InvalidPayload::ZERO),
+            1 => Leaf::Invalid(InvalidPayload::new(2 << 32)),
+            5 => Leaf::Mapped { oa: PhysAddr(ipa), attrs: S2Attrs::DEVICE_RW },
+            sw => Leaf::Mapped { oa: PhysAddr(ipa), attrs: S2Attrs::RAM_RWX.with_sw(sw - 2) },
+        };
+        let cursor = fast.pt.page(&fast.alloc, ipa).unwrap();
+        let PageChange::InPlace(write) = fast.pt.prepare_page(&mut fast.alloc, &cursor, leaf).unwrap()
+        else {
+            return Ok(());
+        };
+        fast.pt.commit_in_place(&fast.alloc, &mut fast.tlb, write);
+        let prepared = general.pt.prepare(&mut general.alloc, ipa..ipa + PAGE, leaf).unwrap();
+        prop_assert_eq!(prepared.pages, 0);
+        prop_assert_eq!(general.pt.commit(&mut general.alloc, &mut general.tlb, prepared), 0);
+        prop_assert_eq!(fast.alloc.snapshot(&fast.pt), general.alloc.snapshot(&general.pt));
+        prop_assert_eq!(fast.pt.table_pages(), general.pt.table_pages());
+        prop_assert_eq!(fast.pt.fold_miss, general.pt.fold_miss);
+        prop_assert_eq!(fast.tlb.take_events(), general.tlb.take_events());
     }
 }
