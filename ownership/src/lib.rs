@@ -439,6 +439,7 @@ impl HostStage2 {
         unmapped
     }
 
+    #[inline(always)]
     fn check_range(&self, range: &Range<u64>) -> Result<(), Error> {
         if range.start >= range.end
             || !range.start.is_multiple_of(PAGE_SIZE)
@@ -537,7 +538,10 @@ impl HostStage2 {
         self.table.commit_in_place(alloc, tlb, write);
     }
 
-    /// The leaf that gives `range` the meaning `target`.
+    /// The leaf that gives `range` the meaning `target`. Inlined: a
+    /// one-page change knows its target and its range's alignment where
+    /// it calls, and most of the checks fold away there.
+    #[inline(always)]
     fn leaf_for(&self, range: &Range<u64>, target: Target) -> Result<Leaf, Error> {
         self.check_range(range)?;
         Ok(match target {

@@ -157,6 +157,7 @@ fn next_run(range: &Range<u64>, from: u64, pred: impl Fn(u64) -> bool) -> Option
     (start < pa).then_some(start..pa)
 }
 
+#[inline]
 fn pages(range: &Range<u64>) -> impl Iterator<Item = u64> {
     (range.start..range.end).step_by(PAGE_SIZE as usize)
 }
