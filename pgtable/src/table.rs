@@ -320,7 +320,7 @@ impl PageTable {
         if range.end - range.start == PAGE_SIZE
             && self.lookup(&*alloc, range.start).is_ok_and(|leaf| leaf.level == 3)
         {
-            return Ok(Prepared { range, leaf, pages: 0, at: None });
+            return Ok(Prepared { range, leaf, pages: 0 });
         }
         Ok(self.count(alloc, range, leaf))
     }
@@ -328,9 +328,9 @@ impl PageTable {
     /// [`prepare`](Self::prepare) for a change of the one page `cursor`
     /// found, which it does not look for again. A change of a page-level
     /// entry that is one descriptor write and nothing else comes back as
-    /// [`PageChange::InPlace`]; other changes of a page-level entry (a
-    /// break-before-make, a table that may fold) are committed through
-    /// the cursor's path if the table has not changed since.
+    /// [`PageChange::InPlace`]; any other comes back as
+    /// [`PageChange::Prepared`], whose commit finds the page again (a
+    /// break-before-make or a fold check costs more than that lookup).
     #[inline(always)]
     pub fn prepare_page<A: TableAllocator + ?Sized>(
         &self,
@@ -341,12 +341,12 @@ impl PageTable {
         let range = cursor.ipa()..cursor.ipa() + PAGE_SIZE;
         self.validate(&range, leaf)?;
         Ok(match cursor.page_level_path() {
-            Some(path) if path.generation == self.generation => match self
-                .in_place(&*alloc, &path, leaf)
-            {
-                Some(write) => PageChange::InPlace(write),
-                None => PageChange::Prepared(Prepared { range, leaf, pages: 0, at: Some(path) }),
-            },
+            Some(path) if path.generation == self.generation => {
+                match self.in_place(&*alloc, &path, leaf) {
+                    Some(write) => PageChange::InPlace(write),
+                    None => PageChange::Prepared(Prepared { range, leaf, pages: 0 }),
+                }
+            }
             _ => PageChange::Prepared(self.count(alloc, range, leaf)),
         })
     }
@@ -433,7 +433,7 @@ impl PageTable {
             0,
             self.config.root_entries(),
         );
-        Prepared { range, leaf, pages: upd.pages, at: None }
+        Prepared { range, leaf, pages: upd.pages }
     }
 
     /// The second half of an update: writes a prepared change and returns
@@ -471,7 +471,7 @@ impl PageTable {
         T: Tlb + ?Sized,
     {
         self.validate(&range, leaf)?;
-        Ok(self.commit_folding(alloc, tlb, Prepared { range, leaf, pages: 0, at: None }, true))
+        Ok(self.commit_folding(alloc, tlb, Prepared { range, leaf, pages: 0 }, true))
     }
 
     fn commit_folding<A, T>(
@@ -485,21 +485,13 @@ impl PageTable {
         A: TableAllocator + ?Sized,
         T: Tlb + ?Sized,
     {
-        // By reference: a copy of the path would be a call to memcpy.
-        let found;
-        let path = match &prepared.at {
-            Some(path) if path.generation == self.generation => Some(path),
-            _ => {
-                found = self.page_entry_path(&*alloc, &prepared.range);
-                found.as_ref()
-            }
-        };
+        let path = self.page_entry_path(&*alloc, &prepared.range);
         self.generation = self.generation.wrapping_add(1);
         let mut upd = Update::new(alloc, tlb, &prepared.range, prepared.leaf, false);
         upd.fold = fold;
         upd.fold_miss = self.fold_miss;
         match path {
-            Some(path) => upd.update_page_entry(path),
+            Some(path) => upd.update_page_entry(&path),
             None => upd.walk(
                 self.config.start_level(),
                 Source::Table { pa: self.root, live: true },
@@ -741,9 +733,9 @@ struct Entry {
 }
 
 /// The table pages from the root down to a page's leaf; see
-/// [`PageTable::page`]. Kept small, as it is copied along with a one-page
-/// change: the slots follow from the address, the entries are read
-/// again, and it is only followed at the generation it was taken at.
+/// [`PageTable::page`]. Kept small, as a cursor carries it: the slots
+/// follow from the address, the entries are read again, and it is only
+/// followed at the generation it was taken at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct EntryPath {
     ipa: u64,
@@ -776,8 +768,6 @@ pub struct Prepared {
     leaf: Leaf,
     /// Table pages the commit will take at most.
     pub pages: usize,
-    /// For a one-page change of a page-level entry: the path to it.
-    at: Option<EntryPath>,
 }
 
 /// A one-page change worked out by [`PageTable::prepare_page`].
@@ -803,10 +793,9 @@ impl PageChange {
 }
 
 /// The single write of a page-level entry that a one-page change comes
-/// down to; see [`PageTable::prepare_page`]. Six words, where a
-/// [`Prepared`] with its path is fifteen: moved in registers rather than
-/// with `memcpy` on the strict-align EL2 target, and committed without
-/// setting up a walk.
+/// down to; see [`PageTable::prepare_page`]. Committed without setting up
+/// a walk, and small, like [`Prepared`], so that the strict-align EL2
+/// target moves it with a few loads and stores rather than `memcpy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "a prepared change does nothing until it is committed"]
 pub struct InPlace {
