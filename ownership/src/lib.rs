@@ -523,8 +523,27 @@ impl HostStage2 {
         target: Target,
     ) -> Result<PageChange, Error> {
         let ipa = page.cursor.ipa();
-        let leaf = self.leaf_for(&(ipa..ipa + PAGE_SIZE), target)?;
+        let range = ipa..ipa + PAGE_SIZE;
+        let leaf = if self.maps_as_ram(page) {
+            self.leaf_for_checked_ram(&range, target)?
+        } else {
+            self.leaf_for(&range, target)?
+        };
         Ok(self.table.prepare_page(alloc, &page.cursor, leaf)?)
+    }
+
+    /// Whether the host already maps `page`, at its own address, as RAM.
+    /// Giving such a page another state or lending it changes only the
+    /// software bits of that mapping: it creates no translation, so the
+    /// RAM check, which keeps MMIO from being mapped as normal memory,
+    /// has nothing to check (a mapping with any other attributes still
+    /// goes through it).
+    #[inline(always)]
+    fn maps_as_ram(&self, page: &HostPage) -> bool {
+        let (entry, ipa) = (&page.cursor.entry, page.cursor.ipa());
+        entry.desc.is_valid()
+            && entry.desc.attrs().with_sw(0) == self.types.ram.with_sw(0)
+            && entry.output_address(ipa) == Some(PhysAddr(ipa))
     }
 
     /// Makes a write [`prepare_page`](Self::prepare_page) returned as
@@ -543,6 +562,22 @@ impl HostStage2 {
     /// it calls, and most of the checks fold away there.
     #[inline(always)]
     fn leaf_for(&self, range: &Range<u64>, target: Target) -> Result<Leaf, Error> {
+        self.leaf_with_ram_check(range, target, |range| self.memory.is_ram_range(range))
+    }
+
+    /// [`leaf_for`](Self::leaf_for) for a range known to be RAM.
+    #[inline(always)]
+    fn leaf_for_checked_ram(&self, range: &Range<u64>, target: Target) -> Result<Leaf, Error> {
+        self.leaf_with_ram_check(range, target, |_| true)
+    }
+
+    #[inline(always)]
+    fn leaf_with_ram_check(
+        &self,
+        range: &Range<u64>,
+        target: Target,
+        is_ram: impl FnOnce(&Range<u64>) -> bool,
+    ) -> Result<Leaf, Error> {
         self.check_range(range)?;
         Ok(match target {
             Target::Owner(owner) => Leaf::Invalid(owner.payload()),
@@ -555,7 +590,7 @@ impl HostStage2 {
                     Target::State(state) => state.sw_bits().ok_or(Error::NoPageState)?,
                     Target::Owner(_) => unreachable!(),
                 };
-                if !self.memory.is_ram_range(range) {
+                if !is_ram(range) {
                     return Err(Error::NotRam(range.start, range.end));
                 }
                 Leaf::Mapped { oa: PhysAddr(range.start), attrs: self.types.ram.with_sw(sw) }
