@@ -234,8 +234,16 @@ unsafe impl TableAllocator for PagePool {
     }
 
     fn table(&self, page: PhysAddr) -> NonNull<RawTable> {
-        NonNull::new(self.map.va(page.0) as *mut RawTable).unwrap_or(NonNull::dangling())
+        // Every walk step comes here: a null check that costs one branch.
+        NonNull::new(self.map.va(page.0) as *mut RawTable).unwrap_or_else(|| null_table(page))
     }
+}
+
+/// No page of the hyp's linear map is at address zero: a table
+/// descriptor that leads there holds a corrupt address.
+#[cold]
+fn null_table(page: PhysAddr) -> ! {
+    panic!("s2rmap: table page {:#x} maps to a null address", page.0)
 }
 
 #[cfg(test)]
