@@ -77,6 +77,7 @@ pub fn decode(regs: &[u64; 8], caps: Caps) -> Decoded {
 }
 
 /// [`decode`] for a call already known to be `func`.
+#[inline(always)]
 fn decode_func(func: Func, regs: &[u64; 8], caps: Caps) -> Decoded {
     let test_only = matches!(
         func,
@@ -110,6 +111,7 @@ fn decode_func(func: Func, regs: &[u64; 8], caps: Caps) -> Decoded {
     }
 }
 
+#[inline(always)]
 fn decode_args(func: Func, r: &[u64; 8]) -> Result<Call, Errno> {
     Ok(match func {
         Func::HostShareHyp => Call::HostShareHyp { pfn: r[1], nr: 1 },
@@ -204,12 +206,29 @@ pub fn dispatch<P: Platform>(
     regs: &mut [u64; 8],
 ) -> bool {
     // Every host hypercall comes here first: turn away the ones that are
-    // not s2rmap's before the call to decode.
-    let Some(func) = func_of(regs) else { return false };
-    // The call is used where decode left it: moved, it would be copied
-    // with memcpy.
-    let decoded = decode_func(func, regs, caps);
-    let call = match &decoded {
+    // not s2rmap's before the call to decode and run them.
+    match func_of(regs) {
+        Some(func) => run(tracker, factory, caps, func, regs),
+        None => false,
+    }
+}
+
+/// Decodes and runs the call `func` (see [`dispatch`]). Out of line:
+/// with every transition inlined, its stack frame and saved registers
+/// would otherwise be paid by each hypercall that is not s2rmap's, the
+/// ones that run vCPUs among them. The decoding is inlined here, so that
+/// the arguments go from the registers to the transition without being
+/// stored as a [`Call`] in between.
+#[inline(never)]
+fn run<P: Platform>(
+    tracker: &Tracker<P>,
+    factory: &mut impl GuestFactory<P>,
+    caps: Caps,
+    func: Func,
+    regs: &mut [u64; 8],
+) -> bool {
+    let call = match decode_func(func, regs, caps) {
+        Decoded::Call(call) => call,
         Decoded::NotOurs => return false,
         Decoded::Unsupported => {
             regs[0] = SMCCC_RET_NOT_SUPPORTED;
@@ -217,28 +236,12 @@ pub fn dispatch<P: Platform>(
         }
         Decoded::Invalid(e) => {
             regs[0] = SMCCC_RET_SUCCESS;
-            regs[1] = status(Err(*e));
+            regs[1] = status(Err(e));
             return true;
         }
-        Decoded::Call(call) => call,
     };
-    run(tracker, factory, caps, call, regs)
-}
-
-/// Runs a decoded call (see [`dispatch`]). Out of line: with every
-/// transition inlined, its stack frame and saved registers would
-/// otherwise be paid by each hypercall that is not s2rmap's, the ones
-/// that run vCPUs among them.
-#[inline(never)]
-fn run<P: Platform>(
-    tracker: &Tracker<P>,
-    factory: &mut impl GuestFactory<P>,
-    caps: Caps,
-    call: &Call,
-    regs: &mut [u64; 8],
-) -> bool {
     regs[0] = SMCCC_RET_SUCCESS;
-    let result = match *call {
+    let result = match call {
         Call::HostShareHyp { pfn, nr } => tracker.host_share_hyp(pfn, nr),
         Call::HostUnshareHyp { pfn, nr } => tracker.host_unshare_hyp(pfn, nr),
         Call::HostDonateHyp { pfn, nr } => tracker.host_donate_hyp(pfn, nr),
