@@ -568,7 +568,7 @@ impl PageTable {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn validate(&self, range: &Range<u64>, leaf: Leaf) -> Result<(), Error> {
         let Range { start, end } = *range;
         if start >= end || end > self.config.ipa_limit() {
