@@ -224,6 +224,7 @@ impl HypSide for HypStage1 {
 pub struct VmemmapMeta;
 
 impl PageMeta for VmemmapMeta {
+    #[inline]
     fn pins(&self, pa: u64) -> u32 {
         // SAFETY: reads the vmemmap entry of a RAM page.
         unsafe { s2rmap_c_page_pins(pa) }
@@ -235,6 +236,7 @@ impl PageMeta for VmemmapMeta {
         unsafe { s2rmap_c_page_set_pins(pa, pins) }
     }
 
+    #[inline]
     fn guest_shares(&self, pa: u64) -> u32 {
         GUEST_SHARES.get(pa / PAGE_SIZE)
     }
@@ -247,6 +249,7 @@ impl PageMeta for VmemmapMeta {
         GUEST_SHARES.room()
     }
 
+    #[inline]
     fn ffa_shared(&self, pa: u64) -> bool {
         FFA_SHARED.get(pa / PAGE_SIZE) != 0
     }

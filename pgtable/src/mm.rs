@@ -117,6 +117,7 @@ impl TablePage {
     /// Writes one descriptor. Ordering against the walker is the caller's
     /// job (a DSB through [`crate::Tlb`]); Release orders the write after
     /// the initialisation of any table it points to.
+    #[inline]
     pub(crate) fn set(&self, index: usize, desc: Descriptor) {
         self.entries()[index].store(desc.bits(), Ordering::Release);
     }
