@@ -295,11 +295,12 @@ fn patched_files(patch: &str) -> Vec<String> {
 fn apply(tree: &Path, patch: &Path, reverse: bool) -> Result {
     let mut cmd = Command::new("patch");
     cmd.current_dir(tree).args(["-p1", "--batch", "--silent", "--no-backup-if-mismatch", "-i"]);
-    cmd.arg(patch);
+    // `--forward` in both directions: a hunk that looks already applied (or, with -R,
+    // not applied) is refused. Without it, `patch -R --batch` on a file edited since
+    // applies such a hunk forward instead, and the tree is neither one state nor the other.
+    cmd.arg(patch).arg("--forward");
     if reverse {
         cmd.arg("-R");
-    } else {
-        cmd.arg("--forward");
     }
     let mut dry = Command::new(cmd.get_program());
     dry.current_dir(tree).args(cmd.get_args()).arg("--dry-run");
@@ -342,7 +343,29 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
             }
         }
     }
+    match apply_all(&tree, &applied_dir, &new_patches, &old_applied, in_place) {
+        Err(e) if in_place => {
+            step(format!("source: {e}; unpacking afresh"));
+            apply_all(&tree, &applied_dir, &new_patches, &old_applied, false)?;
+        }
+        result => result?,
+    }
+    util::write(&stamp_file, format!("{stamp}\n"))?;
+    Ok((tree, tar_hash, patch_hash))
+}
+
+/// Applies `new_patches` to `tree` (unpacked afresh unless `in_place`, where the old
+/// ones were just reversed) and records them in `applied_dir`.
+fn apply_all(
+    tree: &Path,
+    applied_dir: &Path,
+    new_patches: &[PathBuf],
+    old_applied: &[PathBuf],
+    in_place: bool,
+) -> Result {
     if !in_place {
+        let src_root = tree.parent().ok_or("the source tree has no parent directory")?;
+        let name = file_name(tree);
         let tmp = src_root.join(format!("{name}.tmp"));
         util::remove_dir(&tmp)?;
         util::mkdir(&tmp)?;
@@ -352,7 +375,7 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
         )?;
         // Files that an old patch changed now hold the tarball's content with an old
         // modification time: make them newer than the objects built from the old content.
-        for p in &old_applied {
+        for p in old_applied {
             for f in patched_files(&util::read(p)?) {
                 let path = tmp.join(&f);
                 if path.exists() {
@@ -360,20 +383,18 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
                 }
             }
         }
-        util::remove_dir(&tree)?;
-        std::fs::rename(&tmp, &tree)
-            .map_err(|e| format!("cannot rename {}: {e}", tmp.display()))?;
+        util::remove_dir(tree)?;
+        std::fs::rename(&tmp, tree).map_err(|e| format!("cannot rename {}: {e}", tmp.display()))?;
     }
-    util::remove_dir(&applied_dir)?;
-    util::mkdir(&applied_dir)?;
-    for p in &new_patches {
+    util::remove_dir(applied_dir)?;
+    util::mkdir(applied_dir)?;
+    for p in new_patches {
         step(format!("source: applying {}", file_name(p)));
-        apply(&tree, p, false)?;
+        apply(tree, p, false)?;
         std::fs::copy(p, applied_dir.join(p.file_name().unwrap_or_default()))
             .map_err(|e| format!("cannot copy {}: {e}", p.display()))?;
     }
-    util::write(&stamp_file, format!("{stamp}\n"))?;
-    Ok((tree, tar_hash, patch_hash))
+    Ok(())
 }
 
 fn file_name(p: &Path) -> String {
@@ -537,6 +558,26 @@ pub fn kernel(variant: Variant) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reversing a patch that is not applied is refused and changes nothing (plain
+    /// `patch -R --batch` would apply it forward instead); applying it twice is refused.
+    #[test]
+    fn a_patch_is_neither_reversed_nor_applied_twice_where_it_does_not_fit() {
+        let dir = std::env::temp_dir().join(format!("xtask-apply-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), "one\ntwo\nthree\n").unwrap();
+        let patch = dir.join("p.patch");
+        let diff = "--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n";
+        std::fs::write(&patch, diff).unwrap();
+        assert!(apply(&dir, &patch, true).is_err());
+        assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "one\ntwo\nthree\n");
+        apply(&dir, &patch, false).unwrap();
+        assert!(apply(&dir, &patch, false).is_err());
+        apply(&dir, &patch, true).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "one\ntwo\nthree\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn fragment_parsing() {
