@@ -54,20 +54,19 @@ impl LeafEntry {
 pub struct PageCursor {
     /// The leaf that translates the page.
     pub entry: LeafEntry,
-    path: EntryPath,
+    ipa: u64,
+    /// [`PageTable::generation`] when the cursor was taken: it is only
+    /// followed at the same one.
+    generation: u64,
+    /// The table page that holds the leaf.
+    table: PhysAddr,
 }
 
 impl PageCursor {
     /// The page's address.
     #[must_use]
     pub fn ipa(&self) -> u64 {
-        self.path.ipa
-    }
-
-    /// The way down, if it ends at a page-level entry: the only kind a
-    /// one-page change writes in place.
-    fn page_level_path(&self) -> Option<EntryPath> {
-        (self.entry.level == 3).then_some(self.path)
+        self.ipa
     }
 }
 
@@ -169,6 +168,18 @@ impl PageTable {
         alloc: &A,
         ipa: u64,
     ) -> Result<LeafEntry, Error> {
+        self.descend(alloc, ipa, |_, _| {})
+    }
+
+    /// The descent of [`lookup`](Self::lookup), which shows `visit` each
+    /// table page it reads an entry of, with that entry's level.
+    #[inline(always)]
+    fn descend<A: TableAllocator + ?Sized>(
+        &self,
+        alloc: &A,
+        ipa: u64,
+        mut visit: impl FnMut(u8, PhysAddr),
+    ) -> Result<LeafEntry, Error> {
         if ipa >= self.config.ipa_limit() {
             return Err(Error::OutOfRange(ipa, ipa));
         }
@@ -176,6 +187,7 @@ impl PageTable {
         let (mut page, mut index) = self.root_page(alloc, (ipa >> level_shift(level)) as usize);
         loop {
             let desc = page.get(index);
+            visit(level, page.pa());
             if desc.is_leaf(level) {
                 let base = ipa & !(level_size(level) - 1);
                 return Ok(LeafEntry { desc, level, base });
@@ -186,37 +198,20 @@ impl PageTable {
         }
     }
 
-    /// The leaf that translates the page at `ipa`, found by one descent
-    /// that remembers the entries it went through. A change of that page
-    /// alone ([`prepare_page`](Self::prepare_page), then
-    /// [`commit`](Self::commit)) writes a page-level entry in place
-    /// through them instead of descending again.
+    /// The leaf that translates the page at `ipa`, and the table it sits
+    /// in. A change of that page alone
+    /// ([`prepare_page`](Self::prepare_page)) that is one write of a
+    /// page-level entry makes it there without descending again.
     #[inline(always)]
     pub fn page<A: TableAllocator + ?Sized>(
         &self,
         alloc: &A,
         ipa: u64,
     ) -> Result<PageCursor, Error> {
-        if ipa >= self.config.ipa_limit() {
-            return Err(Error::OutOfRange(ipa, ipa));
-        }
         let ipa = ipa & !(PAGE_SIZE - 1);
-        let start_level = self.config.start_level();
-        let mut level = start_level;
-        let (mut page, mut slot) = self.root_page(alloc, (ipa >> level_shift(level)) as usize);
-        let mut path =
-            EntryPath { ipa, generation: self.generation, start_level, tables: [PhysAddr(0); 4] };
-        loop {
-            let desc = page.get(slot);
-            path.tables[usize::from(level - start_level)] = page.pa();
-            if desc.is_leaf(level) {
-                let base = ipa & !(level_size(level) - 1);
-                return Ok(PageCursor { entry: LeafEntry { desc, level, base }, path });
-            }
-            level += 1;
-            page = TablePage::new(alloc, desc.oa());
-            slot = ((ipa >> level_shift(level)) as usize) % ENTRIES_PER_TABLE;
-        }
+        let mut table = self.root;
+        let entry = self.descend(alloc, ipa, |_, pa| table = pa)?;
+        Ok(PageCursor { entry, ipa, generation: self.generation, table })
     }
 
     /// For a change of exactly one page that a page-level (level 3) entry
@@ -230,7 +225,11 @@ impl PageTable {
         if range.end - range.start != PAGE_SIZE {
             return None;
         }
-        self.page(alloc, range.start).ok()?.page_level_path()
+        let start_level = self.config.start_level();
+        let mut path = EntryPath { ipa: range.start, start_level, tables: [PhysAddr(0); 4] };
+        let visit = |level: u8, pa| path.tables[usize::from(level - start_level)] = pa;
+        let leaf = self.descend(alloc, range.start, visit).ok()?;
+        (leaf.level == 3).then_some(path)
     }
 
     /// The leaves over `range`, in address order, each clipped to the
@@ -340,19 +339,18 @@ impl PageTable {
     ) -> Result<PageChange, Error> {
         let range = cursor.ipa()..cursor.ipa() + PAGE_SIZE;
         self.validate(&range, leaf)?;
-        Ok(match cursor.page_level_path() {
-            Some(path) if path.generation == self.generation => {
-                match self.in_place(&*alloc, &path, leaf) {
-                    Some(write) => PageChange::InPlace(write),
-                    None => PageChange::Prepared(Prepared { range, leaf, pages: 0 }),
-                }
-            }
-            _ => PageChange::Prepared(self.count(alloc, range, leaf)),
+        if cursor.entry.level != 3 || cursor.generation != self.generation {
+            return Ok(PageChange::Prepared(self.count(alloc, range, leaf)));
+        }
+        Ok(match self.in_place(&*alloc, cursor, leaf) {
+            Some(write) => PageChange::InPlace(write),
+            None => PageChange::Prepared(Prepared { range, leaf, pages: 0 }),
         })
     }
 
-    /// The one write that changing the page-level entry at the end of
-    /// `path` to `leaf` comes down to, if that is all the commit would do:
+    /// The one write that changing the page-level entry `cursor` found
+    /// (at this generation) to `leaf` comes down to, if that is all the
+    /// commit would do:
     /// no break-before-make, and no table that could fold afterwards (the
     /// neighbour check and the first probes of the fold check, made on
     /// the table as the write leaves it).
@@ -360,15 +358,18 @@ impl PageTable {
     fn in_place<A: TableAllocator + ?Sized>(
         &self,
         alloc: &A,
-        path: &EntryPath,
+        cursor: &PageCursor,
         leaf: Leaf,
     ) -> Option<InPlace> {
-        let (entry, old) = path.entry(alloc, 3);
-        let new = leaf.descriptor(path.ipa, entry.base, 3)?;
+        let page = TablePage::new(alloc, cursor.table);
+        let slot = ((cursor.ipa >> level_shift(3)) as usize) % ENTRIES_PER_TABLE;
+        let entry = Entry { page, slot, base: cursor.ipa, level: 3, live: true };
+        let old = page.get(slot);
+        let new = leaf.descriptor(cursor.ipa, entry.base, 3)?;
         if old.needs_bbm(new, 3) {
             return None;
         }
-        if neighbour_continues(entry, new) && path.start_level < 3 {
+        if neighbour_continues(entry, new) && self.config.start_level() < 3 {
             let after = |i: usize| if i == entry.slot { new } else { entry.page.get(i) };
             let missed = self.fold_miss_in(entry.page.pa());
             if fold_probes(after, 3, entry.slot, missed).is_some() {
@@ -732,15 +733,12 @@ struct Entry {
     live: bool,
 }
 
-/// The table pages from the root down to a page's leaf; see
-/// [`PageTable::page`]. Kept small, as a cursor carries it: the slots
-/// follow from the address, the entries are read again, and it is only
-/// followed at the generation it was taken at.
+/// The table pages from the root down to a page's page-level entry; see
+/// [`PageTable::page_entry_path`]. The slots follow from the address, and
+/// the entries are read again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct EntryPath {
     ipa: u64,
-    /// [`PageTable::generation`] when the path was taken.
-    generation: u64,
     start_level: u8,
     /// The table page holding each level's entry, from the start level.
     tables: [PhysAddr; 4],
