@@ -265,7 +265,7 @@ impl HostStage2 {
     }
 
     /// What the host stage-2 says about the page holding `pa`, with the
-    /// way to its entry kept for a change of that page alone
+    /// table that holds its entry, for a change of that page alone
     /// ([`prepare_page`](Self::prepare_page)).
     #[inline(always)]
     pub fn page<A: TableAllocator + ?Sized>(&self, alloc: &A, pa: u64) -> Result<HostPage, Error> {

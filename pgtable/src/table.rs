@@ -42,7 +42,7 @@ impl LeafEntry {
 }
 
 /// The leaf that translates one page, found by [`PageTable::page`],
-/// with the way down to it.
+/// with the table that holds it.
 ///
 /// [`PageTable::page`] and [`PageTable::prepare_page`], which return it and
 /// what is built from it, are inlined into their callers: the EL2 target
@@ -313,9 +313,8 @@ impl PageTable {
     ) -> Result<Prepared, Error> {
         self.validate(&range, leaf)?;
         // One page-level entry changes in place: no table to split. A
-        // plain lookup tells (cheaper than recording a path, which the
-        // commit finds itself); callers that keep the path use
-        // `prepare_page`.
+        // plain lookup tells; the commit finds the entry itself. Callers
+        // that hold a cursor use `prepare_page`.
         if range.end - range.start == PAGE_SIZE
             && self.lookup(&*alloc, range.start).is_ok_and(|leaf| leaf.level == 3)
         {

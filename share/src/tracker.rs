@@ -464,9 +464,9 @@ impl<P: Platform> Host<P> {
 enum Plan {
     /// One page, whose change is a single write in place.
     InPlace(InPlace),
-    /// One page, or one target over the whole range: the commit writes
-    /// what was prepared (a one-page change through the path its check
-    /// found).
+    /// One page that takes more than one write in place (a split, a
+    /// break-before-make, a table that may fold), or one target over the
+    /// whole range: the commit writes what was prepared.
     Prepared(Prepared),
     /// Runs with targets of their own: the commit walks the range again
     /// run by run; `pages` is what that takes at most.

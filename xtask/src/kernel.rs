@@ -329,6 +329,11 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
         return Ok((tree, tar_hash, patch_hash));
     }
     let old_applied = util::list(&applied_dir, ".patch")?;
+    // Read now: applying the new patches replaces the copies in `applied_dir`.
+    let mut old_files = Vec::new();
+    for p in &old_applied {
+        old_files.extend(patched_files(&util::read(p)?));
+    }
     let same_tarball = old.split_whitespace().next() == Some(tar_hash.as_str());
     let mut in_place = tree.join("Makefile").exists() && same_tarball;
     if in_place {
@@ -343,10 +348,10 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
             }
         }
     }
-    match apply_all(&tree, &applied_dir, &new_patches, &old_applied, in_place) {
+    match apply_all(&tree, &applied_dir, &new_patches, &old_files, in_place) {
         Err(e) if in_place => {
             step(format!("source: {e}; unpacking afresh"));
-            apply_all(&tree, &applied_dir, &new_patches, &old_applied, false)?;
+            apply_all(&tree, &applied_dir, &new_patches, &old_files, false)?;
         }
         result => result?,
     }
@@ -355,12 +360,13 @@ fn prepare_source(variant: Variant) -> Result<(PathBuf, String, String)> {
 }
 
 /// Applies `new_patches` to `tree` (unpacked afresh unless `in_place`, where the old
-/// ones were just reversed) and records them in `applied_dir`.
+/// ones were just reversed) and records them in `applied_dir`. `old_files` are the files
+/// the patches applied before changed.
 fn apply_all(
     tree: &Path,
     applied_dir: &Path,
     new_patches: &[PathBuf],
-    old_applied: &[PathBuf],
+    old_files: &[String],
     in_place: bool,
 ) -> Result {
     if !in_place {
@@ -375,12 +381,10 @@ fn apply_all(
         )?;
         // Files that an old patch changed now hold the tarball's content with an old
         // modification time: make them newer than the objects built from the old content.
-        for p in old_applied {
-            for f in patched_files(&util::read(p)?) {
-                let path = tmp.join(&f);
-                if path.exists() {
-                    util::run(Command::new("touch").arg(&path))?;
-                }
+        for f in old_files {
+            let path = tmp.join(f);
+            if path.exists() {
+                util::run(Command::new("touch").arg(&path))?;
             }
         }
         util::remove_dir(tree)?;
