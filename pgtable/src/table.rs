@@ -349,10 +349,9 @@ impl PageTable {
 
     /// The one write that changing the page-level entry `cursor` found
     /// (at this generation) to `leaf` comes down to, if that is all the
-    /// commit would do:
-    /// no break-before-make, and no table that could fold afterwards (the
-    /// neighbour check and the first probes of the fold check, made on
-    /// the table as the write leaves it).
+    /// commit would do: no break-before-make, and no table that could fold
+    /// afterwards (the neighbour check and the first probes of the fold
+    /// check, made on the table as the write leaves it).
     #[inline(always)]
     fn in_place<A: TableAllocator + ?Sized>(
         &self,
@@ -370,7 +369,7 @@ impl PageTable {
         }
         if neighbour_continues(entry, new) && self.config.start_level() < 3 {
             let after = |i: usize| if i == entry.slot { new } else { entry.page.get(i) };
-            let missed = self.fold_miss_in(entry.page.pa());
+            let missed = fold_miss_in(self.fold_miss, entry.page.pa());
             if fold_probes(after, 3, entry.slot, missed).is_some() {
                 return None;
             }
@@ -384,12 +383,6 @@ impl PageTable {
             new,
             generation: self.generation,
         })
-    }
-
-    /// Where the last failed fold scan of the table at `table` stopped,
-    /// or its last entry if that scan was of another table.
-    fn fold_miss_in(&self, table: PhysAddr) -> usize {
-        fold_miss_in(self.fold_miss, table)
     }
 
     /// Makes the write that [`prepare_page`](Self::prepare_page) returned
