@@ -226,13 +226,14 @@ pub struct VmemmapMeta;
 impl PageMeta for VmemmapMeta {
     #[inline]
     fn pins(&self, pa: u64) -> u32 {
-        // SAFETY: reads the vmemmap entry of a RAM page.
+        // SAFETY: reads the vmemmap entry of `pa`, which the tracker has
+        // checked to be RAM (`PageMeta::pins`): the vmemmap covers RAM.
         unsafe { s2rmap_c_page_pins(pa) }
     }
 
     fn set_pins(&mut self, pa: u64, pins: u32) {
-        // SAFETY: writes the vmemmap entry of a RAM page, under the host
-        // lock that every pin/unpin takes.
+        // SAFETY: writes the vmemmap entry of `pa`, which the tracker has
+        // checked to be RAM, under the host lock that every pin/unpin takes.
         unsafe { s2rmap_c_page_set_pins(pa, pins) }
     }
 

@@ -270,7 +270,8 @@ impl HostStage2 {
     #[inline(always)]
     pub fn page<A: TableAllocator + ?Sized>(&self, alloc: &A, pa: u64) -> Result<HostPage, Error> {
         let cursor = self.table.page(alloc, pa)?;
-        Ok(HostPage { info: self.decode(cursor.entry.desc, pa)?, cursor })
+        let info = self.decode(cursor.entry.desc, pa)?;
+        Ok(HostPage { info, maps_as_ram: self.maps_as_ram(&cursor), cursor })
     }
 
     /// Who owns the page holding `pa` (`None`: borrowed by the host, see
@@ -524,7 +525,7 @@ impl HostStage2 {
     ) -> Result<PageChange, Error> {
         let ipa = page.cursor.ipa();
         let range = ipa..ipa + PAGE_SIZE;
-        let leaf = if self.maps_as_ram(page) {
+        let leaf = if page.maps_as_ram {
             self.leaf_for_checked_ram(&range, target)?
         } else {
             self.leaf_for(&range, target)?
@@ -532,15 +533,23 @@ impl HostStage2 {
         Ok(self.table.prepare_page(alloc, &page.cursor, leaf)?)
     }
 
-    /// Whether the host already maps `page`, at its own address, as RAM.
+    /// Whether `page` is RAM: the host maps it as RAM already, or it lies
+    /// in a RAM region. The first needs no search of the memory map.
+    #[inline(always)]
+    #[must_use]
+    pub fn is_ram_page(&self, page: &HostPage) -> bool {
+        page.maps_as_ram || self.memory.is_ram(page.cursor.ipa())
+    }
+
+    /// Whether the host already maps the page at `cursor`, at its own address, as RAM.
     /// Giving such a page another state or lending it changes only the
     /// software bits of that mapping: it creates no translation, so the
     /// RAM check, which keeps MMIO from being mapped as normal memory,
     /// has nothing to check (a mapping with any other attributes still
     /// goes through it).
     #[inline(always)]
-    fn maps_as_ram(&self, page: &HostPage) -> bool {
-        let (entry, ipa) = (&page.cursor.entry, page.cursor.ipa());
+    fn maps_as_ram(&self, cursor: &PageCursor) -> bool {
+        let (entry, ipa) = (&cursor.entry, cursor.ipa());
         entry.desc.is_valid()
             && entry.desc.attrs().with_sw(0) == self.types.ram.with_sw(0)
             && entry.output_address(ipa) == Some(PhysAddr(ipa))
@@ -729,6 +738,9 @@ fn return_target(desc: Descriptor) -> Target {
 pub struct HostPage {
     /// What its entry says.
     pub info: PageInfo,
+    /// [`HostStage2::maps_as_ram`], worked out once for the RAM check and
+    /// the change.
+    maps_as_ram: bool,
     cursor: PageCursor,
 }
 

@@ -504,7 +504,7 @@ fn one_page_changes_check_ram_unless_the_page_is_mapped_as_ram() {
     h.fault(GIB);
     let ram = GIB + 5 * PAGE;
     let page = h.s2.page(&h.alloc, ram).unwrap();
-    assert!(h.s2.maps_as_ram(&page));
+    assert!(page.maps_as_ram);
     for target in [Target::Lent { unmapped_before: false }, Target::State(PageState::SharedOwned)] {
         let general = h.s2.prepare(&mut h.alloc, ram..ram + PAGE, target).unwrap();
         let one_page = h.s2.prepare_page(&mut h.alloc, &page, target).unwrap();
@@ -516,7 +516,7 @@ fn one_page_changes_check_ram_unless_the_page_is_mapped_as_ram() {
     let mmio = 5 * PAGE;
     assert!(matches!(h.fault(mmio), FaultOutcome::Mapped { .. }));
     let page = h.s2.page(&h.alloc, mmio).unwrap();
-    assert!(page.info.mapped && !h.s2.maps_as_ram(&page));
+    assert!(page.info.mapped && !page.maps_as_ram);
     assert_eq!(
         h.s2.prepare_page(&mut h.alloc, &page, Target::Lent { unmapped_before: false }),
         Err(Error::NotRam(mmio, mmio + PAGE))

@@ -145,7 +145,9 @@ pub trait HypSide {
 /// Per-page bookkeeping that lives outside the page tables (at EL2, in the
 /// hyp's vmemmap), protected by the host lock.
 pub trait PageMeta {
-    /// How many times the hyp has pinned the page.
+    /// How many times the hyp has pinned the page, which must be RAM (at
+    /// EL2 they live in the hyp vmemmap, which only covers RAM; the
+    /// tracker checks a page is RAM before it reads or sets its pins).
     fn pins(&self, pa: u64) -> u32;
     fn set_pins(&mut self, pa: u64, pins: u32);
     /// How many guest mappings borrow the page from the host.

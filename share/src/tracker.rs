@@ -172,24 +172,53 @@ fn commit_bug(what: &str, e: impl core::fmt::Debug) -> ! {
 }
 
 impl<P: Platform> Host<P> {
+    /// [`PageMeta::pins`] of `pa`, which the caller has checked to be RAM.
+    #[inline(always)]
+    fn pins(&self, pa: u64) -> u32 {
+        debug_assert!(self.s2.memory().is_ram(pa), "pins of {pa:#x}, not RAM");
+        self.meta.pins(pa)
+    }
+
+    /// [`PageMeta::set_pins`] of `pa`, which the caller has checked to be RAM.
+    fn set_pins(&mut self, pa: u64, pins: u32) {
+        debug_assert!(self.s2.memory().is_ram(pa), "pins of {pa:#x}, not RAM");
+        self.meta.set_pins(pa, pins);
+    }
+
     /// The physical range of `nr` pages at `pfn`. EINVAL for `nr == 0`,
     /// overflow, or a range beyond the physical address space; EPERM if
     /// any of it is not RAM (MMIO is never donated or shared).
     fn phys_range(&self, pfn: u64, nr: u64) -> Result<Range<u64>, Errno> {
-        let range = page_range(pfn, nr)?;
-        if range.end > self.s2.ipa_limit() {
-            return Err(Errno::EINVAL);
-        }
+        let range = self.addressable_range(pfn, nr)?;
         if !self.s2.memory().is_ram_range(&range) {
             return Err(Errno::EPERM);
         }
         Ok(range)
     }
 
+    /// [`phys_range`](Self::phys_range) without the RAM check.
+    fn addressable_range(&self, pfn: u64, nr: u64) -> Result<Range<u64>, Errno> {
+        let range = page_range(pfn, nr)?;
+        if range.end > self.s2.ipa_limit() {
+            return Err(Errno::EINVAL);
+        }
+        Ok(range)
+    }
+
+    /// [`phys_range`](Self::phys_range) for a call that plans its change
+    /// ([`plan_change`](Self::plan_change), [`plan_lend`](Self::plan_lend),
+    /// [`plan_return`](Self::plan_return)) before it reads or changes
+    /// anything of the host's side of it: a range of pages is checked to
+    /// be RAM here, one page when the plan looks it up, where a page the
+    /// host already maps as RAM needs no search of the memory map.
+    fn plan_range(&self, pfn: u64, nr: u64) -> Result<Range<u64>, Errno> {
+        if nr == 1 { self.addressable_range(pfn, nr) } else { self.phys_range(pfn, nr) }
+    }
+
     /// EPERM unless every page of `range` satisfies `want`.
     fn check(&self, range: &Range<u64>, want: impl Fn(PageInfo) -> bool) -> Result<(), Errno> {
         // Most calls are for one page: one descent, without the run merging.
-        if self.one_page(range, &want)?.is_some() {
+        if self.one_page(range, &want, Ram::Checked)?.is_some() {
             return Ok(());
         }
         for run in self.s2.runs(&self.alloc, range.clone()) {
@@ -204,22 +233,26 @@ impl<P: Platform> Host<P> {
     }
 
     /// For a one-page `range`: that page, found once, if `want` holds for
-    /// it (EPERM otherwise). `None` for a longer range.
+    /// it and, unless `ram` says it is checked already, it is RAM (EPERM
+    /// otherwise). `None` for a longer range.
     #[inline(always)]
     fn one_page(
         &self,
         range: &Range<u64>,
         want: impl Fn(PageInfo) -> bool,
+        ram: Ram,
     ) -> Result<Option<HostPage>, Errno> {
         if range.end - range.start != PAGE_SIZE {
             return Ok(None);
         }
         let page = self.s2.page(&self.alloc, range.start).map_err(|_| Errno::EPERM)?;
-        if want(PageInfo { mapped: false, ..page.info }) {
-            Ok(Some(page))
-        } else {
-            Err(Errno::EPERM)
+        if !want(PageInfo { mapped: false, ..page.info }) {
+            return Err(Errno::EPERM);
         }
+        if ram == Ram::Unchecked && !self.s2.is_ram_page(&page) {
+            return Err(Errno::EPERM);
+        }
+        Ok(Some(page))
     }
 
     /// Checks that every page of `range` satisfies `want`, and works out
@@ -231,7 +264,7 @@ impl<P: Platform> Host<P> {
         want: impl Fn(PageInfo) -> bool,
         target: Target,
     ) -> Result<Plan, Errno> {
-        match self.one_page(range, &want)? {
+        match self.one_page(range, &want, Ram::Unchecked)? {
             Some(page) => Ok(self.s2.prepare_page(&mut self.alloc, &page, target)?.into()),
             None => {
                 self.check(range, want)?;
@@ -248,7 +281,7 @@ impl<P: Platform> Host<P> {
         range: &Range<u64>,
         want: impl Fn(PageInfo) -> bool,
     ) -> Result<Plan, Errno> {
-        if let Some(page) = self.one_page(range, &want)? {
+        if let Some(page) = self.one_page(range, &want, Ram::Unchecked)? {
             return Ok(self.s2.prepare_page(&mut self.alloc, &page, page.lend_target())?.into());
         }
         self.check(range, want)?;
@@ -264,7 +297,7 @@ impl<P: Platform> Host<P> {
         range: &Range<u64>,
         kept: impl Fn(&P::Meta, u64) -> bool,
     ) -> Result<Plan, Errno> {
-        if let Some(page) = self.one_page(range, is_lent_by_host)? {
+        if let Some(page) = self.one_page(range, is_lent_by_host, Ram::Unchecked)? {
             if kept(&self.meta, range.start) {
                 return Ok(Plan::Runs { pages: 0 });
             }
@@ -456,6 +489,14 @@ impl<P: Platform> Host<P> {
             }
         }
     }
+}
+
+/// Whether the host page a one-page plan looks up still has to be checked
+/// to be RAM ([`Host::plan_range`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ram {
+    Checked,
+    Unchecked,
 }
 
 /// A host-side change worked out under the locks before anything is
@@ -791,7 +832,7 @@ impl<P: Platform> Tracker<P> {
     pub fn host_share_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostShareHyp, Some(pfn), None, nr, || {
             let mut host = self.lock_host()?;
-            let range = host.phys_range(pfn, nr)?;
+            let range = host.plan_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
             let plan = host.plan_lend(&range, is_host_owned)?;
             let change = HypChange::Map(PageState::SharedBorrowed);
@@ -812,13 +853,13 @@ impl<P: Platform> Tracker<P> {
     pub fn host_unshare_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareHyp, Some(pfn), None, nr, || {
             let mut host = self.lock_host()?;
-            let range = host.phys_range(pfn, nr)?;
+            let range = host.plan_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
             // Pages that guests or FF-A still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
             let plan = host.plan_return(&range, kept)?;
             let unpinned = |host: &Host<P>| {
-                let pinned = pages(&range).any(|pa| host.meta.pins(pa) > 0);
+                let pinned = pages(&range).any(|pa| host.pins(pa) > 0);
                 if pinned { Err(Errno::EBUSY) } else { Ok(()) }
             };
             let change = HypChange::Unmap(PageState::SharedBorrowed);
@@ -832,7 +873,7 @@ impl<P: Platform> Tracker<P> {
     pub fn host_donate_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostDonateHyp, Some(pfn), None, nr, || {
             let mut host = self.lock_host()?;
-            let range = host.phys_range(pfn, nr)?;
+            let range = host.plan_range(pfn, nr)?;
             let mut hyp = self.lock_hyp(&host);
             let plan = host.plan_change(&range, is_host_owned, Target::Owner(OwnerId::HYP))?;
             let change = HypChange::Map(PageState::Owned);
@@ -855,7 +896,7 @@ impl<P: Platform> Tracker<P> {
 
     fn hyp_return(&self, pfn: u64, nr: u64, used: bool) -> Result<(), Errno> {
         let mut host = self.lock_host()?;
-        let range = host.phys_range(pfn, nr)?;
+        let range = host.plan_range(pfn, nr)?;
         let mut hyp = self.lock_hyp(&host);
         if !hyp.range_in_use(&range, used) {
             return Err(Errno::EPERM);
@@ -871,7 +912,7 @@ impl<P: Platform> Tracker<P> {
     pub fn host_share_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostShareFfa, Some(pfn), None, nr, || {
             let mut host = self.lock_host()?;
-            let range = host.phys_range(pfn, nr)?;
+            let range = host.plan_range(pfn, nr)?;
             let plan = host.plan_lend(&range, is_host_owned)?;
             if nr > host.meta.ffa_room() {
                 return Err(Errno::ENOMEM);
@@ -893,7 +934,7 @@ impl<P: Platform> Tracker<P> {
     pub fn host_unshare_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareFfa, Some(pfn), None, nr, || {
             let mut host = self.lock_host()?;
-            let range = host.phys_range(pfn, nr)?;
+            let range = host.plan_range(pfn, nr)?;
             let hyp = self.lock_hyp(&host);
             // Pages that guests or the hyp still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| {
@@ -950,12 +991,12 @@ impl<P: Platform> Tracker<P> {
             let range = host.phys_range(pfn, nr)?;
             let hyp = self.lock_hyp(&host);
             self.check_hyp_shared(&host, &hyp, &range)?;
-            if pages(&range).any(|pa| host.meta.pins(pa) == u32::MAX) {
+            if pages(&range).any(|pa| host.pins(pa) == u32::MAX) {
                 return Err(Errno::EBUSY);
             }
             for pa in pages(&range) {
-                let pins = host.meta.pins(pa);
-                host.meta.set_pins(pa, pins + 1);
+                let pins = host.pins(pa);
+                host.set_pins(pa, pins + 1);
             }
             Ok(())
         })
@@ -968,12 +1009,12 @@ impl<P: Platform> Tracker<P> {
             let range = host.phys_range(pfn, nr)?;
             let hyp = self.lock_hyp(&host);
             self.check_hyp_shared(&host, &hyp, &range)?;
-            if pages(&range).any(|pa| host.meta.pins(pa) == 0) {
+            if pages(&range).any(|pa| host.pins(pa) == 0) {
                 return Err(Errno::EPERM);
             }
             for pa in pages(&range) {
-                let pins = host.meta.pins(pa);
-                host.meta.set_pins(pa, pins - 1);
+                let pins = host.pins(pa);
+                host.set_pins(pa, pins - 1);
             }
             Ok(())
         })
@@ -1440,10 +1481,13 @@ impl<P: Platform> Tracker<P> {
         self.lock_hyp(&host).state(pa)
     }
 
-    /// Pins and guest shares of `pa`.
+    /// Pins and guest shares of `pa`; none for a page that is not RAM.
     pub fn page_counts(&self, pa: u64) -> (u32, u32) {
         let Ok(host) = self.lock_host() else { return (0, 0) };
-        (host.meta.pins(pa), host.meta.guest_shares(pa))
+        if !host.s2.memory().is_ram(pa) {
+            return (0, 0);
+        }
+        (host.pins(pa), host.meta.guest_shares(pa))
     }
 
     /// Guest `id`'s view of its page at `gfn`: state and PA.
@@ -1656,6 +1700,48 @@ mod tests {
         assert_eq!(create_guest(&tracker, Some(OwnerId::HOST), 40, None), Err(Errno::EINVAL));
         let past_the_end = OwnerId(OwnerId::FIRST_GUEST.0 + super::MAX_GUESTS as u32);
         assert_eq!(create_guest(&tracker, Some(past_the_end), 40, None), Err(Errno::EINVAL));
+    }
+
+    /// A one-page call finds out that its page is RAM when it looks the
+    /// page up (a range, before): an MMIO page, unmapped or mapped by a
+    /// host fault, is refused with EPERM by every call that would lend or
+    /// give it, and by those that take it back, and nothing changes.
+    #[test]
+    fn one_mmio_page_is_never_lent_or_given() {
+        use crate::{Errno, HostAccess};
+
+        const RAM: u64 = 0x4000_0000;
+        let mut memory = MemoryMap::new();
+        memory.add(RAM, 0x20_0000).expect("a RAM region");
+        let tracker = new_tracker(memory, 40, None);
+        let unmapped = (RAM + 0x20_0000) >> 12;
+        let mapped = (RAM - 0x1000) >> 12;
+        assert_eq!(tracker.host_fault(mapped << 12), Ok(HostAccess::Ok));
+        assert_eq!(tracker.host_fault(RAM), Ok(HostAccess::Ok));
+        type Call =
+            fn(&crate::Tracker<crate::host_model::HostPlatform>, u64, u64) -> Result<(), Errno>;
+        let calls: [(&str, Call); 6] = [
+            ("host_share_hyp", |t, pfn, nr| t.host_share_hyp(pfn, nr)),
+            ("host_unshare_hyp", |t, pfn, nr| t.host_unshare_hyp(pfn, nr)),
+            ("host_donate_hyp", |t, pfn, nr| t.host_donate_hyp(pfn, nr)),
+            ("hyp_donate_host", |t, pfn, nr| t.hyp_donate_host(pfn, nr)),
+            ("host_share_ffa", |t, pfn, nr| t.host_share_ffa(pfn, nr)),
+            ("host_unshare_ffa", |t, pfn, nr| t.host_unshare_ffa(pfn, nr)),
+        ];
+        for pfn in [unmapped, mapped] {
+            let before = (tracker.host_page(pfn << 12), tracker.hyp_state(pfn << 12));
+            for (name, call) in calls {
+                assert_eq!(call(&tracker, pfn, 1), Err(Errno::EPERM), "{name} of MMIO {pfn:#x}");
+                let after = (tracker.host_page(pfn << 12), tracker.hyp_state(pfn << 12));
+                assert_eq!(after, before, "{name} of MMIO {pfn:#x} changed it");
+            }
+            assert_eq!(tracker.page_counts(pfn << 12), (0, 0));
+        }
+        // The RAM page beside each is lent and given as usual.
+        tracker.host_share_hyp(mapped + 1, 1).expect("share the first RAM page");
+        tracker.host_unshare_hyp(mapped + 1, 1).expect("unshare it");
+        tracker.host_donate_hyp(unmapped - 1, 1).expect("donate the last RAM page");
+        tracker.hyp_donate_host(unmapped - 1, 1).expect("reclaim it");
     }
 
     /// The queries the hypercall layer and EL2 report from, after a few

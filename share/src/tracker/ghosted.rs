@@ -220,7 +220,7 @@ fn page_view<P: Platform>(host: &Host<P>, hyp: &P::Hyp, pa: u64) -> PageView {
         host: info.map_or(PageState::NoPage, |i| i.host_state),
         hyp: hyp_state,
         hyp_in_use: hyp_state == PageState::Owned && hyp.in_use(pa),
-        pins: host.meta.pins(pa),
+        pins: host.pins(pa),
         guest_shares: host.meta.guest_shares(pa),
         ffa: host.meta.ffa_shared(pa),
     }
