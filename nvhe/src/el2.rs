@@ -139,8 +139,17 @@ impl HypStage1 {
 }
 
 /// A C callback's `0` or negative errno.
+#[inline(always)]
 fn c_result(ret: i32) -> Result<(), Errno> {
-    if ret == OK { Ok(()) } else { Err(Errno::from_code(-ret).unwrap_or(Errno::ENOMEM)) }
+    if ret == OK { Ok(()) } else { Err(c_error(ret)) }
+}
+
+/// The errno of a C callback that failed: out of line, so that the
+/// success path is one compare.
+#[cold]
+#[inline(never)]
+fn c_error(ret: i32) -> Errno {
+    Errno::from_code(-ret).unwrap_or(Errno::ENOMEM)
 }
 
 impl HypSide for HypStage1 {
