@@ -784,6 +784,9 @@ impl<P: Platform> Tracker<P> {
         Ok(())
     }
 
+    /// The host lock. A transition that goes on to use the host many
+    /// times binds `&mut *held` once: every deref of a [`Held`] checks
+    /// that the party is there (about ten instructions a call at EL2).
     fn lock_host(&self) -> Result<Held<'_, Host<P>, P::Relax>, Errno> {
         P::preemption_point();
         let guard = self.host.lock();
@@ -831,9 +834,10 @@ impl<P: Platform> Tracker<P> {
     /// The host lends `nr` pages at `pfn` to the hyp.
     pub fn host_share_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostShareHyp, Some(pfn), None, nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.plan_range(pfn, nr)?;
-            let mut hyp = self.lock_hyp(&host);
+            let mut hyp = self.lock_hyp(host);
             let plan = host.plan_lend(&range, is_host_owned)?;
             let change = HypChange::Map(PageState::SharedBorrowed);
             host.commit_with_hyp(
@@ -852,9 +856,10 @@ impl<P: Platform> Tracker<P> {
     /// The host takes back pages it lent to the hyp. EBUSY while pinned.
     pub fn host_unshare_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareHyp, Some(pfn), None, nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.plan_range(pfn, nr)?;
-            let mut hyp = self.lock_hyp(&host);
+            let mut hyp = self.lock_hyp(host);
             // Pages that guests or FF-A still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
             let plan = host.plan_return(&range, kept)?;
@@ -872,9 +877,10 @@ impl<P: Platform> Tracker<P> {
     /// The host gives `nr` pages to the hyp.
     pub fn host_donate_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostDonateHyp, Some(pfn), None, nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.plan_range(pfn, nr)?;
-            let mut hyp = self.lock_hyp(&host);
+            let mut hyp = self.lock_hyp(host);
             let plan = host.plan_change(&range, is_host_owned, Target::Owner(OwnerId::HYP))?;
             let change = HypChange::Map(PageState::Owned);
             host.commit_with_hyp(&mut *hyp, &range, change, |_| Ok(()), plan, |_, _| {})
@@ -895,9 +901,10 @@ impl<P: Platform> Tracker<P> {
     }
 
     fn hyp_return(&self, pfn: u64, nr: u64, used: bool) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
+        let mut held = self.lock_host()?;
+        let host = &mut *held;
         let range = host.plan_range(pfn, nr)?;
-        let mut hyp = self.lock_hyp(&host);
+        let mut hyp = self.lock_hyp(host);
         if !hyp.range_in_use(&range, used) {
             return Err(Errno::EPERM);
         }
@@ -911,7 +918,8 @@ impl<P: Platform> Tracker<P> {
     /// FF-A proxy calls this before forwarding a memory share).
     pub fn host_share_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostShareFfa, Some(pfn), None, nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.plan_range(pfn, nr)?;
             let plan = host.plan_lend(&range, is_host_owned)?;
             if nr > host.meta.ffa_room() {
@@ -933,9 +941,10 @@ impl<P: Platform> Tracker<P> {
     /// host's alone again unless someone else still borrows them.
     pub fn host_unshare_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareFfa, Some(pfn), None, nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.plan_range(pfn, nr)?;
-            let hyp = self.lock_hyp(&host);
+            let hyp = self.lock_hyp(host);
             // Pages that guests or the hyp still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| {
                 meta.guest_shares(pa) != 0 || hyp.state(pa) == PageState::SharedBorrowed
@@ -987,10 +996,11 @@ impl<P: Platform> Tracker<P> {
     /// unshared while the hyp uses them.
     pub fn hyp_pin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HypPin, Some(pfn), None, nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.phys_range(pfn, nr)?;
-            let hyp = self.lock_hyp(&host);
-            self.check_hyp_shared(&host, &hyp, &range)?;
+            let hyp = self.lock_hyp(host);
+            self.check_hyp_shared(host, &hyp, &range)?;
             if pages(&range).any(|pa| host.pins(pa) == u32::MAX) {
                 return Err(Errno::EBUSY);
             }
@@ -1005,10 +1015,11 @@ impl<P: Platform> Tracker<P> {
     /// Drops one pin. EPERM for a page that is not pinned.
     pub fn hyp_unpin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HypUnpin, Some(pfn), None, nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.phys_range(pfn, nr)?;
-            let hyp = self.lock_hyp(&host);
-            self.check_hyp_shared(&host, &hyp, &range)?;
+            let hyp = self.lock_hyp(host);
+            self.check_hyp_shared(host, &hyp, &range)?;
             if pages(&range).any(|pa| host.pins(pa) == 0) {
                 return Err(Errno::EPERM);
             }
@@ -1076,9 +1087,10 @@ impl<P: Platform> Tracker<P> {
     /// in its protected half.
     pub fn host_donate_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostDonateGuest(id), Some(pfn), Some(gfn), nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.phys_range(pfn, nr)?;
-            let mut guard = self.lock_guest(&host, id)?;
+            let mut guard = self.lock_guest(host, id)?;
             Self::with_guest(&mut guard, |guest| {
                 let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
                 if half != Half::Protected {
@@ -1091,7 +1103,7 @@ impl<P: Platform> Tracker<P> {
                 let host_pages = host.prepare(range.clone(), host_target)?.pages;
                 let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
                 let (mut host_res, mut guest_res) =
-                    reserve_both(&mut host, guest, host_pages, guest_pages)?;
+                    reserve_both(host, guest, host_pages, guest_pages)?;
                 host.commit(range, host_target, &mut host_res);
                 guest.commit(ipa, leaf, &mut guest_res);
                 host.release(host_res);
@@ -1105,9 +1117,10 @@ impl<P: Platform> Tracker<P> {
     /// its unprotected half. Several guests may borrow one page.
     pub fn host_share_guest(&self, id: OwnerId, pfn: u64, gfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostShareGuest(id), Some(pfn), Some(gfn), nr, || {
-            let mut host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
             let range = host.phys_range(pfn, nr)?;
-            let mut guard = self.lock_guest(&host, id)?;
+            let mut guard = self.lock_guest(host, id)?;
             Self::with_guest(&mut guard, |guest| {
                 let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
                 if half != Half::Unprotected {
@@ -1130,7 +1143,7 @@ impl<P: Platform> Tracker<P> {
                 let host_pages = host.lend_budget(&range)?;
                 let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), leaf)?.pages;
                 let (mut host_res, mut guest_res) =
-                    reserve_both(&mut host, guest, host_pages, guest_pages)?;
+                    reserve_both(host, guest, host_pages, guest_pages)?;
                 host.lend_commit(&range, &mut host_res);
                 guest.commit(ipa, leaf, &mut guest_res);
                 for pa in pages(&range) {
@@ -1149,9 +1162,10 @@ impl<P: Platform> Tracker<P> {
     /// any more.
     pub fn host_unshare_guest(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareGuest(id), None, Some(gfn), nr, || {
-            let mut host = self.lock_host()?;
-            let hyp = self.lock_hyp(&host);
-            let mut guard = self.lock_guest(&host, id)?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
+            let hyp = self.lock_hyp(host);
+            let mut guard = self.lock_guest(host, id)?;
             Self::with_guest(&mut guard, |guest| {
                 let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
                 if half != Half::Unprotected {
@@ -1178,7 +1192,7 @@ impl<P: Platform> Tracker<P> {
                 let unmap = Leaf::Invalid(InvalidPayload::ZERO);
                 let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), unmap)?.pages;
                 let (mut host_res, mut guest_res) =
-                    reserve_both(&mut host, guest, host_budget, guest_pages)?;
+                    reserve_both(host, guest, host_budget, guest_pages)?;
                 // Walk the mappings again while dropping them, page by page.
                 for gpa in pages(&ipa) {
                     let Some((_, pa_run, _)) = guest.mapped_run(gpa, gpa + PAGE_SIZE) else {
@@ -1220,8 +1234,9 @@ impl<P: Platform> Tracker<P> {
         } else {
             (PageState::SharedOwned, PageState::Owned, Target::Owner(id))
         };
-        let mut host = self.lock_host()?;
-        let mut guard = self.lock_guest(&host, id)?;
+        let mut held = self.lock_host()?;
+        let host = &mut *held;
+        let mut guard = self.lock_guest(host, id)?;
         Self::with_guest(&mut guard, |guest| {
             let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
             if half != Half::Protected {
@@ -1249,7 +1264,7 @@ impl<P: Platform> Tracker<P> {
                 cursor = run.end;
             }
             let (mut host_res, mut guest_res) =
-                reserve_both(&mut host, guest, host_budget, guest_budget)?;
+                reserve_both(host, guest, host_budget, guest_budget)?;
             // Commit run by run, the runs counted above: a run that is a
             // whole block stays one (page by page, it would split tables
             // nobody counted).
@@ -1278,8 +1293,9 @@ impl<P: Platform> Tracker<P> {
     /// becomes EMPTY, and they return to the host zeroed.
     pub fn guest_relinquish(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::GuestRelinquish(id), None, Some(gfn), nr, || {
-            let mut host = self.lock_host()?;
-            let mut guard = self.lock_guest(&host, id)?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
+            let mut guard = self.lock_guest(host, id)?;
             Self::with_guest(&mut guard, |guest| {
                 let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
                 if half != Half::Protected {
@@ -1300,7 +1316,7 @@ impl<P: Platform> Tracker<P> {
                 let empty = Leaf::Invalid(InvalidPayload::ZERO);
                 let guest_pages = guest.s2.prepare(&mut guest.alloc, ipa.clone(), empty)?.pages;
                 let (mut host_res, mut guest_res) =
-                    reserve_both(&mut host, guest, host_budget, guest_pages)?;
+                    reserve_both(host, guest, host_budget, guest_pages)?;
                 // Run by run, as counted (see `guest_host_share`); each
                 // run's place is read before the guest loses it.
                 let mut cursor = ipa.start;
@@ -1366,9 +1382,10 @@ impl<P: Platform> Tracker<P> {
     /// and its table memory is handed back.
     pub fn teardown(&self, id: OwnerId) -> Result<Guest<P>, Errno> {
         self.serialized(|| {
-            let mut host = self.lock_host()?;
-            let hyp = self.lock_hyp(&host);
-            let mut guard = self.lock_guest(&host, id)?;
+            let mut held = self.lock_host()?;
+            let host = &mut *held;
+            let hyp = self.lock_hyp(host);
+            let mut guard = self.lock_guest(host, id)?;
             let Some(guest) = guard.as_mut() else { return Err(Errno::ENOENT) };
             let limit = guest.s2.ipa_limit();
             let target = Target::Owner(OwnerId::HOST);
@@ -1432,7 +1449,8 @@ impl<P: Platform> Tracker<P> {
 
     /// A host stage-2 fault at `pa`: maps it if the host may have it.
     pub fn host_fault(&self, pa: u64) -> Result<HostAccess, Errno> {
-        let mut host = self.lock_host()?;
+        let mut held = self.lock_host()?;
+        let host = &mut *held;
         let host = &mut *host;
         let outcome = host.s2.host_fault(&mut host.alloc, &mut host.tlb, pa)?;
         self.host_faults.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
@@ -1572,7 +1590,8 @@ impl<P: Platform> Tracker<P> {
     /// hyp already holds (its image, its pools) before the host runs: the
     /// hyp side is not consulted. EPERM after [`Tracker::seal`].
     pub fn setup_host(&self, range: Range<u64>, target: Target) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
+        let mut held = self.lock_host()?;
+        let host = &mut *held;
         if host.sealed {
             return Err(Errno::EPERM);
         }
@@ -1587,7 +1606,8 @@ impl<P: Platform> Tracker<P> {
     /// is refused from now on. Out of table pages, the rest of RAM stays
     /// to be mapped on fault: that is not an error.
     pub fn seal(&self) -> Result<(), Errno> {
-        let mut host = self.lock_host()?;
+        let mut held = self.lock_host()?;
+        let host = &mut *held;
         if host.sealed {
             return Err(Errno::EPERM);
         }
