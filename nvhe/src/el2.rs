@@ -94,7 +94,7 @@ impl Tlb for HostTlb {
 const IDLE_RANGES: usize = 256;
 
 /// Pages the host donated and the hyp does not use, `.hyp.bss`; changed
-/// under the tracker's hyp lock only.
+/// under the tracker's host lock only, which holds the hyp's side.
 static IDLE: spin::Mutex<IdleSet<IDLE_RANGES>> = spin::Mutex::new(IdleSet::new());
 
 /// The hyp's side, over the C hyp stage-1.

@@ -6,7 +6,9 @@
 //!
 //! 1. validate the arguments (overflow-safe ranges, `nr > 0`, the right
 //!    half of the guest's IPA space);
-//! 2. lock in the fixed order **host → hyp → guest**;
+//! 2. lock in the fixed order **host → guest** (the host lock holds the
+//!    hyp's side too: every call that reaches the hyp reaches it through
+//!    the host);
 //! 3. check the state of every page for every party involved;
 //! 4. count and reserve every table page the change needs, in every table
 //!    it touches;

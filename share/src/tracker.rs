@@ -101,13 +101,21 @@ pub struct Counters {
     pub host_faults: u64,
 }
 
-/// The ownership tracker: every party, each behind its own lock, taken in
-/// the order host → hyp → guest.
+/// What the host lock protects: the host's side, and the hyp's. Every
+/// call that reaches the hyp's side has the host lock already (the hyp
+/// only takes pages from the host and gives them back), so a hyp lock of
+/// its own, always taken inside the host's, would exclude nothing more.
+struct HostAndHyp<P: Platform> {
+    host: Host<P>,
+    hyp: P::Hyp,
+}
+
+/// The ownership tracker: the host (with the hyp) and each guest behind
+/// a lock of its own, taken in the order host → guest.
 pub struct Tracker<P: Platform> {
-    /// `None` until [`Tracker::install`]: a tracker is a plain `static` at
+    /// Empty until [`Tracker::install`]: a tracker is a plain `static` at
     /// EL2, built in place (the EL2 stack is too small to build it on).
-    host: Lock<Slot<Host<P>>, P>,
-    hyp: Lock<Slot<P::Hyp>, P>,
+    host: Lock<Slot<HostAndHyp<P>>, P>,
     guests: [Lock<Slot<Guest<P>>, P>; MAX_GUESTS],
     host_faults: core::sync::atomic::AtomicU64,
     /// Taken before the host lock by every transition when ghost checking
@@ -120,20 +128,46 @@ pub struct Tracker<P: Platform> {
     ghost_off: core::sync::atomic::AtomicBool,
 }
 
-/// A held lock on a party that exists; derefs to it.
-struct Held<'a, T, R>(MutexGuard<'a, Slot<T>, R>);
+/// The host lock, held on an installed tracker; derefs to the host.
+/// Every deref checks that the slot is full: a transition that goes on to
+/// use the host many times binds `&mut *held` (or [`split`](Self::split))
+/// once.
+struct HostGuard<'a, P: Platform>(Guard<'a, Slot<HostAndHyp<P>>, P>);
 
-impl<T, R> core::ops::Deref for Held<'_, T, R> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // `Held` is only built around `Some` (see `Tracker::lock`).
+impl<P: Platform> HostGuard<'_, P> {
+    fn parties(&self) -> &HostAndHyp<P> {
+        // Only built around a full slot (see `Tracker::lock_host`).
         self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// The host and the hyp, both held by this lock.
+    fn split(&mut self) -> (&mut Host<P>, &mut P::Hyp) {
+        let parties = self.0.as_mut().unwrap_or_else(|| unreachable!());
+        (&mut parties.host, &mut parties.hyp)
+    }
+
+    /// The host and the hyp, read-only.
+    fn parts(&self) -> (&Host<P>, &P::Hyp) {
+        let parties = self.parties();
+        (&parties.host, &parties.hyp)
+    }
+
+    /// The hyp's side, read-only.
+    fn hyp(&self) -> &P::Hyp {
+        &self.parties().hyp
     }
 }
 
-impl<T, R> core::ops::DerefMut for Held<'_, T, R> {
-    fn deref_mut(&mut self) -> &mut T {
-        self.0.as_mut().unwrap_or_else(|| unreachable!())
+impl<P: Platform> core::ops::Deref for HostGuard<'_, P> {
+    type Target = Host<P>;
+    fn deref(&self) -> &Host<P> {
+        &self.parties().host
+    }
+}
+
+impl<P: Platform> core::ops::DerefMut for HostGuard<'_, P> {
+    fn deref_mut(&mut self) -> &mut Host<P> {
+        self.split().0
     }
 }
 
@@ -717,7 +751,6 @@ impl<P: Platform> Tracker<P> {
     pub const fn empty() -> Self {
         Self {
             host: Mutex::new(Slot::Empty),
-            hyp: Mutex::new(Slot::Empty),
             guests: [const { Mutex::new(Slot::Empty) }; MAX_GUESTS],
             host_faults: core::sync::atomic::AtomicU64::new(0),
             #[cfg(feature = "ghost")]
@@ -772,39 +805,25 @@ impl<P: Platform> Tracker<P> {
         if !host.is_empty() {
             return Err(Errno::EBUSY);
         }
-        *self.hyp.lock() = Slot::Full(hyp);
-        *host = Slot::Full(Host {
-            s2: host_s2,
-            alloc: host_alloc,
-            tlb: host_tlb,
-            meta,
-            guest_ram,
-            sealed: false,
-        });
+        let host_side =
+            Host { s2: host_s2, alloc: host_alloc, tlb: host_tlb, meta, guest_ram, sealed: false };
+        *host = Slot::Full(HostAndHyp { host: host_side, hyp });
         Ok(())
     }
 
-    /// The host lock. A transition that goes on to use the host many
-    /// times binds `&mut *held` once: every deref of a [`Held`] checks
-    /// that the party is there (about ten instructions a call at EL2).
-    fn lock_host(&self) -> Result<Held<'_, Host<P>, P::Relax>, Errno> {
+    /// The host lock, which also holds the hyp's side. EPERM before
+    /// [`install`](Self::install).
+    fn lock_host(&self) -> Result<HostGuard<'_, P>, Errno> {
         P::preemption_point();
         let guard = self.host.lock();
         if guard.is_empty() {
             return Err(Errno::EPERM);
         }
-        Ok(Held(guard))
+        Ok(HostGuard(guard))
     }
 
-    /// The hyp lock. Taking `&Host` proves the host lock is held, which is
-    /// what keeps the order host → hyp; the hyp is installed with the host.
-    fn lock_hyp(&self, _host: &Host<P>) -> Held<'_, P::Hyp, P::Relax> {
-        P::preemption_point();
-        Held(self.hyp.lock())
-    }
-
-    /// A guest's lock, taken after the host lock (and after the hyp lock
-    /// when both are needed). ENOENT for no such guest.
+    /// A guest's lock, taken after the host lock (which holds the hyp's
+    /// side too). ENOENT for no such guest.
     fn lock_guest(
         &self,
         _host: &Host<P>,
@@ -835,9 +854,8 @@ impl<P: Platform> Tracker<P> {
     pub fn host_share_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostShareHyp, Some(pfn), None, nr, || {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
+            let (host, hyp) = held.split();
             let range = host.plan_range(pfn, nr)?;
-            let mut hyp = self.lock_hyp(host);
             let plan = host.plan_lend(&range, is_host_owned)?;
             let change = HypChange::Map(PageState::SharedBorrowed);
             host.commit_with_hyp(
@@ -857,9 +875,8 @@ impl<P: Platform> Tracker<P> {
     pub fn host_unshare_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareHyp, Some(pfn), None, nr, || {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
+            let (host, hyp) = held.split();
             let range = host.plan_range(pfn, nr)?;
-            let mut hyp = self.lock_hyp(host);
             // Pages that guests or FF-A still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| meta.guest_shares(pa) != 0 || meta.ffa_shared(pa);
             let plan = host.plan_return(&range, kept)?;
@@ -878,9 +895,8 @@ impl<P: Platform> Tracker<P> {
     pub fn host_donate_hyp(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostDonateHyp, Some(pfn), None, nr, || {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
+            let (host, hyp) = held.split();
             let range = host.plan_range(pfn, nr)?;
-            let mut hyp = self.lock_hyp(host);
             let plan = host.plan_change(&range, is_host_owned, Target::Owner(OwnerId::HYP))?;
             let change = HypChange::Map(PageState::Owned);
             host.commit_with_hyp(&mut *hyp, &range, change, |_| Ok(()), plan, |_, _| {})
@@ -902,9 +918,8 @@ impl<P: Platform> Tracker<P> {
 
     fn hyp_return(&self, pfn: u64, nr: u64, used: bool) -> Result<(), Errno> {
         let mut held = self.lock_host()?;
-        let host = &mut *held;
+        let (host, hyp) = held.split();
         let range = host.plan_range(pfn, nr)?;
-        let mut hyp = self.lock_hyp(host);
         if !hyp.range_in_use(&range, used) {
             return Err(Errno::EPERM);
         }
@@ -942,9 +957,8 @@ impl<P: Platform> Tracker<P> {
     pub fn host_unshare_ffa(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareFfa, Some(pfn), None, nr, || {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
+            let (host, hyp) = held.split();
             let range = host.plan_range(pfn, nr)?;
-            let hyp = self.lock_hyp(host);
             // Pages that guests or the hyp still borrow stay SharedOwned.
             let kept = |meta: &P::Meta, pa| {
                 meta.guest_shares(pa) != 0 || hyp.state(pa) == PageState::SharedBorrowed
@@ -970,9 +984,9 @@ impl<P: Platform> Tracker<P> {
     /// they return through [`hyp_return_used`](Self::hyp_return_used).
     pub fn hyp_claim(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HypClaim, Some(pfn), None, nr, || {
-            let host = self.lock_host()?;
+            let mut held = self.lock_host()?;
+            let (host, hyp) = held.split();
             let range = host.phys_range(pfn, nr)?;
-            let mut hyp = self.lock_hyp(&host);
             hyp_check(&*hyp, &range, PageState::Owned)?;
             // Every page must change: none may be in use already.
             if !hyp.range_in_use(&range, false) {
@@ -997,10 +1011,9 @@ impl<P: Platform> Tracker<P> {
     pub fn hyp_pin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HypPin, Some(pfn), None, nr, || {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
+            let (host, hyp) = held.split();
             let range = host.phys_range(pfn, nr)?;
-            let hyp = self.lock_hyp(host);
-            self.check_hyp_shared(host, &hyp, &range)?;
+            self.check_hyp_shared(host, hyp, &range)?;
             if pages(&range).any(|pa| host.pins(pa) == u32::MAX) {
                 return Err(Errno::EBUSY);
             }
@@ -1016,10 +1029,9 @@ impl<P: Platform> Tracker<P> {
     pub fn hyp_unpin(&self, pfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HypUnpin, Some(pfn), None, nr, || {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
+            let (host, hyp) = held.split();
             let range = host.phys_range(pfn, nr)?;
-            let hyp = self.lock_hyp(host);
-            self.check_hyp_shared(host, &hyp, &range)?;
+            self.check_hyp_shared(host, hyp, &range)?;
             if pages(&range).any(|pa| host.pins(pa) == 0) {
                 return Err(Errno::EPERM);
             }
@@ -1163,8 +1175,7 @@ impl<P: Platform> Tracker<P> {
     pub fn host_unshare_guest(&self, id: OwnerId, gfn: u64, nr: u64) -> Result<(), Errno> {
         self.ghosted(Call::HostUnshareGuest(id), None, Some(gfn), nr, || {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
-            let hyp = self.lock_hyp(host);
+            let (host, hyp) = held.split();
             let mut guard = self.lock_guest(host, id)?;
             Self::with_guest(&mut guard, |guest| {
                 let (ipa, half) = guest.s2.ipa_range(gfn, nr)?;
@@ -1383,8 +1394,7 @@ impl<P: Platform> Tracker<P> {
     pub fn teardown(&self, id: OwnerId) -> Result<Guest<P>, Errno> {
         self.serialized(|| {
             let mut held = self.lock_host()?;
-            let host = &mut *held;
-            let hyp = self.lock_hyp(host);
+            let (host, hyp) = held.split();
             let mut guard = self.lock_guest(host, id)?;
             let Some(guest) = guard.as_mut() else { return Err(Errno::ENOENT) };
             let limit = guest.s2.ipa_limit();
@@ -1496,7 +1506,7 @@ impl<P: Platform> Tracker<P> {
     /// The hyp's view of `pa`.
     pub fn hyp_state(&self, pa: u64) -> PageState {
         let Ok(host) = self.lock_host() else { return PageState::NoPage };
-        self.lock_hyp(&host).state(pa)
+        host.hyp().state(pa)
     }
 
     /// Pins and guest shares of `pa`; none for a page that is not RAM.
@@ -1630,10 +1640,9 @@ impl<P: Platform> Tracker<P> {
         &self,
         f: impl FnOnce(&mut P::HostAlloc, &mut P::HostTlb, &mut P::Meta, &mut P::Hyp) -> R,
     ) -> R {
-        let Ok(mut host) = self.lock_host() else { panic!("tracker not installed") };
-        let mut hyp = self.lock_hyp(&host);
-        let host = &mut *host;
-        f(&mut host.alloc, &mut host.tlb, &mut host.meta, &mut hyp)
+        let Ok(mut held) = self.lock_host() else { panic!("tracker not installed") };
+        let (host, hyp) = held.split();
+        f(&mut host.alloc, &mut host.tlb, &mut host.meta, hyp)
     }
 
     /// Runs `f` on guest `id`'s allocator and TLB: for tests and fault
@@ -1680,9 +1689,9 @@ impl<P: Platform> Tracker<P> {
         &self,
         f: impl FnOnce(&HostStage2, &P::HostAlloc, &P::Meta, &P::Hyp, &[Lock<Slot<Guest<P>>, P>]) -> R,
     ) -> Option<R> {
-        let host = self.lock_host().ok()?;
-        let hyp = self.lock_hyp(&host);
-        Some(f(&host.s2, &host.alloc, &host.meta, &hyp, &self.guests))
+        let held = self.lock_host().ok()?;
+        let (host, hyp) = held.parts();
+        Some(f(&host.s2, &host.alloc, &host.meta, hyp, &self.guests))
     }
 }
 

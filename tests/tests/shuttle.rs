@@ -3,7 +3,7 @@
 //! taken (`Platform::preemption_point`) and whenever a thread waits for a
 //! lock, along thousands of random schedules.
 //!
-//! What it looks for: a deadlock between the host → hyp → guest locks
+//! What it looks for: a deadlock between the host and guest locks
 //! (every thread waiting for ever: shuttle's step bound fails the run), a
 //! pin count or share count that a racing call corrupted, a call that saw
 //! a half-made change. After each schedule every invariant must hold, the

@@ -163,15 +163,15 @@ impl<P: Platform> Tracker<P> {
         before: Option<&Snapshot>,
         out: &mut Snapshot,
     ) -> Walk {
-        let Ok(host) = self.lock_host() else { return Walk::Invalid };
+        let Ok(held) = self.lock_host() else { return Walk::Invalid };
+        let (host, hyp) = held.parts();
         let phys = match pfn.map(|pfn| host.phys_range(pfn, nr)) {
             Some(Err(_)) => return Walk::Invalid,
             Some(Ok(range)) => Some(range),
             None => None,
         };
-        let hyp = self.lock_hyp(&host);
         let guard = match call.guest() {
-            Some(id) => match self.lock_guest(&host, id) {
+            Some(id) => match self.lock_guest(host, id) {
                 Ok(guard) => Some(guard),
                 Err(_) => return Walk::Invalid,
             },
@@ -204,8 +204,7 @@ impl<P: Platform> Tracker<P> {
                     None => entry.pa,
                 },
             };
-            let page =
-                if phys.is_none() && pa == 0 { NO_PAGE } else { page_view(&host, &*hyp, pa) };
+            let page = if phys.is_none() && pa == 0 { NO_PAGE } else { page_view(host, hyp, pa) };
             out.push(View { pa, page, guest: entry });
         }
         Walk::Read
