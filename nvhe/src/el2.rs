@@ -149,7 +149,7 @@ fn c_result(ret: i32) -> Result<(), Errno> {
 #[cold]
 #[inline(never)]
 fn c_error(ret: i32) -> Errno {
-    Errno::from_code(-ret).unwrap_or(Errno::ENOMEM)
+    ret.checked_neg().and_then(Errno::from_code).unwrap_or(Errno::ENOMEM)
 }
 
 impl HypSide for HypStage1 {

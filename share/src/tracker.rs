@@ -213,9 +213,12 @@ impl<P: Platform> Host<P> {
         self.meta.pins(pa)
     }
 
-    /// [`PageMeta::set_pins`] of `pa`, which the caller has checked to be RAM.
+    /// [`PageMeta::set_pins`] of `pa`, which the caller has checked to be
+    /// RAM. Checked again in every build: at EL2 a write for a page that
+    /// is not RAM could land in a vmemmap entry of a neighbouring RAM
+    /// region's page (pins and unpins only, off the hot paths).
     fn set_pins(&mut self, pa: u64, pins: u32) {
-        debug_assert!(self.s2.memory().is_ram(pa), "pins of {pa:#x}, not RAM");
+        assert!(self.s2.memory().is_ram(pa), "s2rmap: pins of {pa:#x}, not RAM");
         self.meta.set_pins(pa, pins);
     }
 
@@ -249,7 +252,9 @@ impl<P: Platform> Host<P> {
         if nr == 1 { self.addressable_range(pfn, nr) } else { self.phys_range(pfn, nr) }
     }
 
-    /// EPERM unless every page of `range` satisfies `want`.
+    /// EPERM unless every page of `range` satisfies `want`. `range` must
+    /// be known to be RAM already ([`phys_range`](Self::phys_range), or
+    /// the pages of a guest mapping): one page is not checked again here.
     fn check(&self, range: &Range<u64>, want: impl Fn(PageInfo) -> bool) -> Result<(), Errno> {
         // Most calls are for one page: one descent, without the run merging.
         if self.one_page(range, &want, Ram::Checked)?.is_some() {
@@ -1461,7 +1466,6 @@ impl<P: Platform> Tracker<P> {
     pub fn host_fault(&self, pa: u64) -> Result<HostAccess, Errno> {
         let mut held = self.lock_host()?;
         let host = &mut *held;
-        let host = &mut *host;
         let outcome = host.s2.host_fault(&mut host.alloc, &mut host.tlb, pa)?;
         self.host_faults.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         Ok(match outcome {
@@ -1605,7 +1609,6 @@ impl<P: Platform> Tracker<P> {
         if host.sealed {
             return Err(Errno::EPERM);
         }
-        let host = &mut *host;
         host.s2.apply(&mut host.alloc, &mut host.tlb, range, target)?;
         Ok(())
     }
@@ -1621,7 +1624,6 @@ impl<P: Platform> Tracker<P> {
         if host.sealed {
             return Err(Errno::EPERM);
         }
-        let host = &mut *host;
         match host.s2.map_owned_ram(&mut host.alloc, &mut host.tlb) {
             Ok(_) | Err(ownership::Error::NoMemory) => {}
             Err(e) => return Err(e.into()),
