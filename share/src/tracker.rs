@@ -1712,7 +1712,15 @@ impl<P: Platform> Guest<P> {
 mod tests {
     use ownership::MemoryMap;
 
-    use crate::host_model::{create_guest, new_tracker};
+    use crate::host_model::{HostPlatform, create_guest, new_tracker};
+
+    /// A tracker over one RAM region of `size` bytes at `base`, with a
+    /// 40-bit physical address space.
+    fn tracker_over_ram(base: u64, size: u64) -> crate::Tracker<HostPlatform> {
+        let mut memory = MemoryMap::new();
+        memory.add(base, size).expect("a RAM region");
+        new_tracker(memory, 40, None)
+    }
 
     /// A guest asked for by handle gets that handle, once; the hyp's and
     /// the host's IDs and handles past the last slot are no guest's.
@@ -1721,9 +1729,7 @@ mod tests {
         use crate::Errno;
         use ownership::OwnerId;
 
-        let mut memory = MemoryMap::new();
-        memory.add(0x4000_0000, 0x20_0000).expect("a RAM region");
-        let tracker = new_tracker(memory, 40, None);
+        let tracker = tracker_over_ram(0x4000_0000, 0x20_0000);
         assert_eq!(create_guest(&tracker, Some(OwnerId(5)), 40, None), Ok(OwnerId(5)));
         assert_eq!(create_guest(&tracker, Some(OwnerId(5)), 40, None), Err(Errno::EBUSY));
         assert_eq!(create_guest(&tracker, None, 40, None), Ok(OwnerId(2)));
@@ -1742,15 +1748,12 @@ mod tests {
         use crate::{Errno, HostAccess};
 
         const RAM: u64 = 0x4000_0000;
-        let mut memory = MemoryMap::new();
-        memory.add(RAM, 0x20_0000).expect("a RAM region");
-        let tracker = new_tracker(memory, 40, None);
+        let tracker = tracker_over_ram(RAM, 0x20_0000);
         let unmapped = (RAM + 0x20_0000) >> 12;
         let mapped = (RAM - 0x1000) >> 12;
         assert_eq!(tracker.host_fault(mapped << 12), Ok(HostAccess::Ok));
         assert_eq!(tracker.host_fault(RAM), Ok(HostAccess::Ok));
-        type Call =
-            fn(&crate::Tracker<crate::host_model::HostPlatform>, u64, u64) -> Result<(), Errno>;
+        type Call = fn(&crate::Tracker<HostPlatform>, u64, u64) -> Result<(), Errno>;
         let calls: [(&str, Call); 6] = [
             ("host_share_hyp", |t, pfn, nr| t.host_share_hyp(pfn, nr)),
             ("host_unshare_hyp", |t, pfn, nr| t.host_unshare_hyp(pfn, nr)),
@@ -1783,9 +1786,7 @@ mod tests {
         use ownership::{OwnerId, PageState, Target};
 
         const BASE: u64 = 0x4000_0000;
-        let mut memory = MemoryMap::new();
-        memory.add(BASE, 0x20_0000).expect("a RAM region");
-        let tracker = new_tracker(memory, 40, None);
+        let tracker = tracker_over_ram(BASE, 0x20_0000);
         let pfn = BASE >> 12;
         assert_eq!(tracker.with_memory(|m| m.is_ram_range(&(BASE..BASE + 0x20_0000))), Some(true));
         assert_eq!(tracker.with_memory(|m| m.is_ram_range(&(BASE..BASE + 0x20_1000))), Some(false));
@@ -1838,9 +1839,7 @@ mod tests {
         use ownership::{OwnerId, Target};
 
         const BASE: u64 = 0x4000_0000;
-        let mut memory = MemoryMap::new();
-        memory.add(BASE, 0x40_0000).expect("a RAM region");
-        let tracker = new_tracker(memory, 40, None);
+        let tracker = tracker_over_ram(BASE, 0x40_0000);
         tracker.setup_host(BASE..BASE + 0x3000, Target::Owner(OwnerId::HYP)).expect("set-up");
         let mapped = |pa: u64| tracker.host_page(pa).map(|i| i.mapped);
         assert_eq!(mapped(BASE + 0x3000), Ok(false));
@@ -1860,9 +1859,7 @@ mod tests {
     /// diagnostics) and says what it was; the tracker prints no state.
     #[test]
     fn debug_output() {
-        let mut memory = MemoryMap::new();
-        memory.add(0x4000_0000, 0x20_0000).expect("a RAM region");
-        let tracker = new_tracker(memory, 40, None);
+        let tracker = tracker_over_ram(0x4000_0000, 0x20_0000);
         assert_eq!(format!("{tracker:?}"), "Tracker { .. }");
         let id = create_guest(&tracker, None, 40, None).expect("a guest");
         let guest = format!("{:?}", tracker.teardown(id).expect("torn down"));
